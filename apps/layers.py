@@ -1,0 +1,321 @@
+"""Keras RNN building blocks shared by every task.
+
+`RecurrentEncoder` stacks SimpleRNN / LSTM / GRU layers (optionally bidirectional,
+with dropout and residual connections between layers) and honours masks of
+right-padded batches. Its weights live in stock Keras recurrent layers whose
+arguments stay cuDNN-eligible, so on a GPU Keras runs them with cuDNN. On a CPU
+it runs a fused recurrence over the same weights instead: the input projection
+for all time steps is one matrix product, and both directions of a bidirectional
+layer advance in the same loop iteration. `step` runs one time step with explicit
+state, which is what generation and beam search need.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+POOLINGS = ("last", "mean", "max", "attention")
+IMPLEMENTATIONS = ("auto", "keras", "fused")
+
+
+def cudnn_eligible_arguments(cell: str) -> dict:
+    """The layer arguments Keras needs to pick cuDNN on a GPU.
+
+    Users lose cuDNN silently through `recurrent_dropout`, `unroll` or custom
+    activations, so these are fixed here and asserted by a test.
+    """
+    arguments = dict(activation="tanh", recurrent_dropout=0.0, unroll=False, use_bias=True)
+    if cell in ("lstm", "gru"):
+        arguments["recurrent_activation"] = "sigmoid"
+    if cell == "gru":
+        arguments["reset_after"] = True
+    return arguments
+
+
+def num_states(cell: str) -> int:
+    return 2 if cell == "lstm" else 1
+
+
+# --------------------------------------------------------------------- fused recurrence
+
+
+def cell_step(cell: str, projected, states, recurrent_kernel, recurrent_bias=None):
+    """One step of `cell` given the input already multiplied by its kernel (plus bias).
+
+    Shapes may carry a leading direction axis: `projected` [..., B, G], states
+    [..., B, H], `recurrent_kernel` [..., H, G]; `tf.matmul` batches over it.
+    Returns (output, new_states). The gate order is Keras' own.
+    """
+    h = states[0]
+    if cell == "lstm":
+        c = states[1]
+        z = projected + tf.matmul(h, recurrent_kernel)
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        return h, (h, c)
+    if cell == "gru":
+        recurrent = tf.matmul(h, recurrent_kernel) + recurrent_bias
+        x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
+        r_z, r_r, r_h = tf.split(recurrent, 3, axis=-1)
+        z = tf.sigmoid(x_z + r_z)
+        candidate = tf.tanh(x_h + tf.sigmoid(x_r + r_r) * r_h)
+        h = z * h + (1.0 - z) * candidate
+        return h, (h,)
+    h = tf.tanh(projected + tf.matmul(h, recurrent_kernel))
+    return h, (h,)
+
+
+def fused_recurrence(cell: str, projected, mask, recurrent_kernel, recurrent_bias, states):
+    """Run `cell_step` over time. `projected` [T, K, B, G] time-major, `mask` [T, B] bool.
+
+    Padded steps keep the previous state and output zeros. TensorArrays (not
+    slicing) carry the per-step tensors, so the gradient stays linear in T.
+    """
+    steps = tf.shape(projected)[0]
+    inputs = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
+    masks = tf.TensorArray(tf.bool, size=steps).unstack(mask)
+    outputs = tf.TensorArray(projected.dtype, size=steps)
+
+    def body(t, states, outputs):
+        keep = masks.read(t)[None, :, None]
+        output, new_states = cell_step(cell, inputs.read(t), states, recurrent_kernel,
+                                       recurrent_bias)
+        states = tuple(tf.where(keep, new, old) for new, old in zip(new_states, states))
+        outputs = outputs.write(t, tf.where(keep, output, tf.zeros_like(output)))
+        return t + 1, states, outputs
+
+    _, states, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, tuple(states), outputs))
+    return outputs.stack(), states
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class RecurrentEncoder(keras.layers.Layer):
+    """Stacked, optionally bidirectional SimpleRNN / LSTM / GRU over right-padded batches.
+
+    Args:
+        cell: "rnn" (SimpleRNN), "lstm" or "gru".
+        units: hidden size of each direction.
+        num_layers: how many recurrent layers are stacked.
+        bidirectional: also read each sequence right to left and concatenate.
+        dropout: dropout rate on the inputs of every layer after the first.
+        residual: add each layer's input to its output where the sizes match.
+        implementation: "keras" (stock layers: cuDNN on a GPU), "fused" (the CPU
+            recurrence above), or "auto": "keras" when a GPU is visible, else "fused".
+
+    Call with `inputs` [B, T, D] and `mask` [B, T] (True for real tokens, right
+    padded); returns (sequence [B, T, units * directions], states), where the states
+    are one tuple per layer of [directions, B, units] tensors (h, and c for an LSTM):
+    the form `initial_states`, `zero_states` and `step` use too. `last_output(states)`
+    gives the top layer's final h of every direction side by side.
+    """
+
+    def __init__(self, cell="lstm", units=128, num_layers=1, bidirectional=True, dropout=0.0,
+                 residual=False, implementation="auto", **kwargs):
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, received cell={cell!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, "
+                             f"received implementation={implementation!r}")
+        self.cell, self.units, self.num_layers = cell, int(units), int(num_layers)
+        self.bidirectional, self.dropout_rate = bool(bidirectional), float(dropout)
+        self.residual, self.implementation = bool(residual), implementation
+        self.directions = 2 if self.bidirectional else 1
+        self.rnns = [
+            [
+                CELLS[cell](units, return_sequences=True, return_state=True,
+                            go_backwards=direction == 1, name=f"{cell}_{layer}_{'bf'[direction]}",
+                            **cudnn_eligible_arguments(cell))
+                for direction in range(self.directions)
+            ]
+            for layer in range(self.num_layers)
+        ]
+        self.dropouts = [keras.layers.Dropout(dropout) for _ in range(self.num_layers)]
+        self.supports_masking = True
+
+    @property
+    def output_size(self) -> int:
+        return self.units * self.directions
+
+    def build(self, input_shape):
+        size = input_shape[-1]
+        for layer_rnns in self.rnns:
+            for rnn in layer_rnns:
+                rnn.build((None, None, size))
+            size = self.output_size
+        self.built = True
+
+    def _use_fused(self) -> bool:
+        if self.implementation == "auto":
+            return not tf.config.list_logical_devices("GPU")
+        return self.implementation == "fused"
+
+    def _weights(self, layer: int):
+        """Kernels of one layer's directions, stacked on a leading direction axis."""
+        cells = [rnn.cell for rnn in self.rnns[layer]]
+        kernels = [cell.kernel.value for cell in cells]
+        recurrent = tf.stack([cell.recurrent_kernel.value for cell in cells])
+        if self.cell == "gru":
+            input_bias = [cell.bias.value[0] for cell in cells]
+            recurrent_bias = tf.stack([cell.bias.value[1] for cell in cells])[:, None, :]
+        else:
+            input_bias = [cell.bias.value for cell in cells]
+            recurrent_bias = None
+        return kernels, input_bias, recurrent, recurrent_bias
+
+    def _fused_layer(self, layer, inputs, mask, lengths, initial_states):
+        kernels, input_bias, recurrent, recurrent_bias = self._weights(layer)
+        time_major = tf.transpose(inputs, [1, 0, 2])
+        projected = [tf.matmul(time_major, kernels[0]) + input_bias[0]]
+        if self.bidirectional:
+            backwards = tf.reverse_sequence(time_major, lengths, seq_axis=0, batch_axis=1)
+            projected.append(tf.matmul(backwards, kernels[1]) + input_bias[1])
+        projected = tf.stack(projected, axis=1)  # [T, K, B, G]
+        outputs, states = fused_recurrence(self.cell, projected, tf.transpose(mask),
+                                           recurrent, recurrent_bias, initial_states)
+        sequence = [outputs[:, 0]]
+        if self.bidirectional:
+            sequence.append(tf.reverse_sequence(outputs[:, 1], lengths, seq_axis=0, batch_axis=1))
+        sequence = tf.transpose(tf.concat(sequence, axis=-1), [1, 0, 2])
+        return sequence, tuple(states)
+
+    def _keras_layer(self, layer, inputs, mask, initial_states, training):
+        sequences, finals = [], []
+        for direction, rnn in enumerate(self.rnns[layer]):
+            initial = [state[direction] for state in initial_states]
+            sequence, *states = rnn(inputs, mask=mask, initial_state=initial, training=training)
+            if direction == 1:
+                sequence = tf.reverse(sequence, axis=[1])
+            sequences.append(sequence)
+            finals.append(states)
+        sequence = tf.concat(sequences, axis=-1) * tf.cast(mask[:, :, None], inputs.dtype)
+        final = tuple(tf.stack([f[i] for f in finals]) for i in range(num_states(self.cell)))
+        return sequence, final
+
+    def last_output(self, states):
+        """The top layer's final h, directions side by side: [B, units * directions]."""
+        return tf.concat(tf.unstack(states[-1][0], self.directions), axis=-1)
+
+    def zero_states(self, batch_size, dtype="float32"):
+        """Initial states: per layer, a tuple of [directions, B, units] zeros."""
+        zeros = tf.zeros([self.directions, batch_size, self.units], dtype=dtype)
+        return [tuple(zeros for _ in range(num_states(self.cell))) for _ in range(self.num_layers)]
+
+    def call(self, inputs, mask=None, training=None, initial_states=None):
+        inputs = tf.convert_to_tensor(inputs)
+        batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
+        if mask is None:
+            mask = tf.ones([batch, steps], dtype=tf.bool)
+        mask = tf.cast(mask, tf.bool)
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        if initial_states is None:
+            initial_states = self.zero_states(batch, inputs.dtype)
+        fused = self._use_fused()
+        x, finals = inputs, []
+        for layer in range(self.num_layers):
+            layer_input = self.dropouts[layer](x, training=training) if layer else x
+            if fused:
+                out, final = self._fused_layer(layer, layer_input, mask, lengths,
+                                               initial_states[layer])
+            else:
+                out, final = self._keras_layer(layer, layer_input, mask, initial_states[layer],
+                                               training)
+            if self.residual and layer and out.shape[-1] == x.shape[-1]:
+                out = out + x
+            x = out
+            finals.append(final)
+        return x, finals
+
+    def step(self, inputs, states):
+        """One time step for a unidirectional encoder: inputs [B, D] -> (output, states).
+
+        `states` is what `zero_states` or a previous `step` returned; generation
+        calls this once per new token instead of re-reading the whole sequence.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
+        x, new_states = inputs, []
+        for layer in range(self.num_layers):
+            kernels, input_bias, recurrent, recurrent_bias = self._weights(layer)
+            projected = (tf.matmul(x, kernels[0]) + input_bias[0])[None]
+            out, state = cell_step(self.cell, projected, states[layer], recurrent, recurrent_bias)
+            out = out[0]
+            if self.residual and layer and out.shape[-1] == x.shape[-1]:
+                out = out + x
+            x = out
+            new_states.append(state)
+        return x, new_states
+
+    def compute_output_spec(self, inputs, mask=None, training=None, initial_states=None):
+        batch, steps = inputs.shape[0], inputs.shape[1]
+        sequence = keras.KerasTensor((batch, steps, self.output_size), dtype=inputs.dtype)
+        final = [tuple(keras.KerasTensor((self.directions, batch, self.units), dtype=inputs.dtype)
+                       for _ in range(num_states(self.cell))) for _ in range(self.num_layers)]
+        return sequence, final
+
+    def get_config(self):
+        return {**super().get_config(), "cell": self.cell, "units": self.units,
+                "num_layers": self.num_layers, "bidirectional": self.bidirectional,
+                "dropout": self.dropout_rate, "residual": self.residual,
+                "implementation": self.implementation}
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class SequencePooling(keras.layers.Layer):
+    """Reduce a masked sequence [B, T, H] to one vector [B, H].
+
+    Args:
+        mode: "last" (the encoder's final state, passed as `last`), "mean" or "max"
+            over real tokens, or "attention" (a learned query scores every token).
+        attention_units: size of the attention scorer's hidden layer.
+    """
+
+    def __init__(self, mode="max", attention_units=64, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in POOLINGS:
+            raise ValueError(f"mode must be one of {POOLINGS}, received mode={mode!r}")
+        self.mode, self.attention_units = mode, int(attention_units)
+        self.supports_masking = True  # it consumes the mask: nothing is masked after it
+
+    def build(self, input_shape):
+        if self.mode == "attention":
+            size = input_shape[-1]
+            self.score_kernel = self.add_weight(name="score_kernel",
+                                                shape=(size, self.attention_units))
+            self.score_bias = self.add_weight(name="score_bias", shape=(self.attention_units,),
+                                              initializer="zeros")
+            self.query = self.add_weight(name="query", shape=(self.attention_units,))
+        self.built = True
+
+    def call(self, sequence, mask, last=None):
+        keep = tf.cast(mask, sequence.dtype)[:, :, None]
+        if self.mode == "last":
+            return last
+        if self.mode == "mean":
+            return tf.reduce_sum(sequence * keep, 1) / tf.maximum(tf.reduce_sum(keep, 1), 1.0)
+        if self.mode == "max":
+            return tf.reduce_max(tf.where(keep > 0, sequence, -1e9), axis=1)
+        hidden = tf.tanh(tf.matmul(sequence, self.score_kernel) + self.score_bias)
+        scores = tf.reduce_sum(hidden * self.query, axis=-1)
+        scores = tf.where(tf.cast(mask, tf.bool), scores, -1e9)
+        weights = tf.nn.softmax(scores, axis=1)[:, :, None]
+        return tf.reduce_sum(weights * sequence, axis=1)
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def compute_output_spec(self, sequence, mask, last=None):
+        return keras.KerasTensor((sequence.shape[0], sequence.shape[-1]), dtype=sequence.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode,
+                "attention_units": self.attention_units}

@@ -1,0 +1,97 @@
+"""The TF Serving model layout: `BASE/<name>/<version>/` and `BASE/models.config`.
+
+Shared by export (which writes it) and the server / `apps models` (which read it).
+Only children whose whole name is an integer are versions; anything else (such as
+the temporary directory an export is written to) is ignored, as TF Serving does.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+MODELS_CONFIG = "models.config"
+
+
+def list_versions(model_dir: Path) -> list[int]:
+    """Numeric version directories under `model_dir` that hold a saved_model.pb, sorted."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    versions = []
+    for child in model_dir.iterdir():
+        if child.name.isdigit() and (child / "saved_model.pb").is_file():
+            versions.append(int(child.name))
+    return sorted(versions)
+
+
+def list_models(base_path: Path) -> dict[str, list[int]]:
+    """Model names under `base_path` that have at least one version, with their versions."""
+    base_path = Path(base_path)
+    if not base_path.is_dir():
+        return {}
+    models = {}
+    for child in sorted(base_path.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            versions = list_versions(child)
+            if versions:
+                models[child.name] = versions
+    return models
+
+
+def is_saved_model(path: Path) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def newest_version_dir(path: Path) -> Path | None:
+    """`path` itself if it is a SavedModel, else its newest numeric version, else None."""
+    path = Path(path)
+    if is_saved_model(path):
+        return path
+    versions = list_versions(path)
+    return path / str(versions[-1]) if versions else None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def models_config_text(base_path: Path, container_base: str | None = None) -> str:
+    """TF Serving's `model_config_list` for every model under `base_path`.
+
+    `container_base` replaces the base path in `base_path:` lines (for example
+    `/models` when the directory is mounted into the tensorflow/serving image).
+    """
+    base_path = Path(base_path).resolve()
+    lines = ["model_config_list {"]
+    for name in list_models(base_path):
+        model_base = f"{container_base.rstrip('/')}/{name}" if container_base else str(base_path / name)
+        lines += [
+            "  config {",
+            f"    name: '{name}'",
+            f"    base_path: '{model_base}'",
+            "    model_platform: 'tensorflow'",
+            "  }",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_models_config(base_path: Path, container_base: str | None = "/models") -> Path:
+    """(Re)write `BASE/models.config`; paths default to `/models/<name>` for Docker."""
+    path = Path(base_path) / MODELS_CONFIG
+    atomic_write_text(path, models_config_text(base_path, container_base))
+    return path

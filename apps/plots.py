@@ -1,0 +1,58 @@
+"""PNG plots for run directories: training curves and confusion matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_history(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """One panel per metric (loss, accuracy, ...), training and validation curves together."""
+    metrics = sorted({k for row in rows for k in row if k not in ("epoch", "seconds")
+                      and not k.startswith("val_") and k != "learning_rate"})
+    fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5 * max(1, len(metrics)), 3.6))
+    axes = [axes] if len(metrics) <= 1 else list(axes)
+    epochs = [row["epoch"] for row in rows]
+    for axis, metric in zip(axes, metrics):
+        for key, style in ((metric, "o-"), (f"val_{metric}", "s--")):
+            values = [row.get(key) for row in rows]
+            if any(v is not None and v != "" for v in values):
+                axis.plot(epochs, values, style, label="validation" if key.startswith("val_")
+                          else "training")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path,
+                   title: str = "confusion matrix") -> Path:
+    """Counts per (true, predicted) cell, darker for more."""
+    size = max(3.5, 0.6 * len(labels) + 2)
+    fig, axis = plt.subplots(figsize=(size, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            axis.text(j, i, str(count), ha="center", va="center",
+                      color="white" if count > peak / 2 else "black")
+    fig.colorbar(image, ax=axis, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

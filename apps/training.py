@@ -1,0 +1,273 @@
+"""Fit glue shared by every task: run directory, seeds, resumable checkpoints, history.
+
+Resume survives `kill -9`: after every epoch the model weights, the optimizer's
+variables (its step count and moments) and the training state (best score so far,
+epochs without improvement, the history rows) are written to `backup/` under
+epoch-numbered names, and `backup/state.json` is replaced last, atomically. A
+restart reads `state.json` and continues from the epoch after it, so every epoch
+appears in `history.csv` exactly once. Keras' own BackupAndRestore and
+ModelCheckpoint lose the optimizer state or the best score across restarts
+(keras-team/keras issues 17012 and 19179); this callback keeps both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from apps.errors import AppError, ConfigError
+from apps.layout import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+# Settings that may differ between a run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "patience", "time_budget"}
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """The files a training run writes (see DESIGN.md)."""
+
+    path: Path
+
+    config = property(lambda self: self.path / "config.json")
+    tokenizer = property(lambda self: self.path / "tokenizer.model")
+    labels = property(lambda self: self.path / "labels.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    best_weights = property(lambda self: self.path / "checkpoints" / "best.weights.h5")
+    backup = property(lambda self: self.path / "backup")
+    state = property(lambda self: self.path / "backup" / "state.json")
+    history = property(lambda self: self.path / "history.csv")
+    metrics = property(lambda self: self.path / "metrics.json")
+    logs = property(lambda self: self.path / "logs")
+    plots = property(lambda self: self.path / "plots")
+
+    def is_finished(self) -> bool:
+        return self.metrics.is_file() and not self.state.is_file()
+
+    def is_resumable(self) -> bool:
+        return self.state.is_file() and self.config.is_file()
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads(self.config.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def set_seed(seed: int) -> None:
+    """Python, NumPy and TensorFlow generators from one seed (reproducible runs)."""
+    keras.utils.set_random_seed(seed)
+
+
+# ------------------------------------------------------------------------ run directory
+
+
+def open_run(path: Path, config: dict[str, Any], overwrite: bool) -> tuple[RunDirectory, bool]:
+    """Check the output directory and say whether this run resumes an interrupted one.
+
+    Nothing is created here: `created_run` creates it once the inputs are known good.
+    """
+    run = RunDirectory(Path(path))
+    if not run.path.exists():
+        return run, False
+    if not run.path.is_dir():
+        raise AppError(f"--output '{run.path}' is a file: name a directory for the run.")
+    if overwrite:
+        return run, False
+    if run.is_resumable():
+        saved = run.read_config()
+        changed = sorted(k for k in set(saved) | set(config)
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k))
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in changed)
+            raise ConfigError(
+                f"'{run.path}' holds an interrupted run with other settings ({details}): "
+                "rerun with the same settings to resume, or pass --overwrite to start over."
+            )
+        return run, True
+    if run.is_finished():
+        raise AppError(
+            f"'{run.path}' already holds a finished run: choose another --output, "
+            "or pass --overwrite to replace it."
+        )
+    if any(run.path.iterdir()):
+        raise AppError(
+            f"--output '{run.path}' is not empty and is not a run directory: "
+            "choose another path, or pass --overwrite to replace it."
+        )
+    return run, False
+
+
+@contextlib.contextmanager
+def created_run(run: RunDirectory, overwrite: bool, resuming: bool):
+    """Create the run directory; remove it again if the run fails before its first epoch.
+
+    A run killed later keeps its `backup/` and resumes; a run that never finished an
+    epoch leaves nothing behind, so a bad input never leaves a half-written directory.
+    """
+    existed = run.path.exists()
+    if overwrite and existed and not resuming:
+        shutil.rmtree(run.path)
+        existed = False
+    for folder in (run.path, run.checkpoints, run.backup, run.logs, run.plots):
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield run
+    except BaseException:
+        if not existed and not run.state.is_file():
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------------------- backups
+
+
+def optimizer_arrays(optimizer) -> dict[str, np.ndarray]:
+    return {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+
+
+def restore_optimizer(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = optimizer.variables
+    if len(variables) != len(arrays):
+        raise AppError("The run's optimizer backup does not match the model: pass --overwrite.")
+    for i, variable in enumerate(variables):
+        variable.assign(arrays[f"{i:04d}"])
+
+
+def load_backup(model: keras.Model, run: RunDirectory) -> dict[str, Any]:
+    """Restore weights and optimizer state from `backup/`; return the training state."""
+    state = json.loads(run.state.read_text(encoding="utf-8"))
+    model.load_weights(run.backup / state["weights"])
+    with np.load(run.backup / state["optimizer"]) as arrays:
+        restore_optimizer(model, dict(arrays))
+    log.info("Resuming after epoch %d (best %s %.4f at epoch %d).", state["epoch"],
+             state["monitor"], state["best"], state["best_epoch"])
+    return state
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = ["epoch"] + sorted({k for row in rows for k in row} - {"epoch", "seconds"})
+    columns.append("seconds")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+
+
+class ResumableTraining(keras.callbacks.Callback):
+    """Per epoch: history row, best weights, early stopping and a crash-safe backup.
+
+    Args:
+        run: where to write.
+        monitor: the validation metric that picks the best epoch ("val_loss", ...).
+        mode: "min" or "max" for `monitor`.
+        patience: stop after this many epochs without improvement (0: never).
+        time_budget: seconds of training after which to stop cleanly (None: no limit).
+        state: what `load_backup` returned when resuming, else None.
+    """
+
+    def __init__(self, run: RunDirectory, monitor: str, mode: str, patience: int = 0,
+                 time_budget: float | None = None, state: dict[str, Any] | None = None):
+        super().__init__()
+        self.run, self.monitor, self.mode = run, monitor, mode
+        self.patience, self.time_budget = patience, time_budget
+        state = state or {}
+        self.rows: list[dict[str, Any]] = state.get("history", [])
+        self.best = state.get("best", np.inf if mode == "min" else -np.inf)
+        self.best_epoch = state.get("best_epoch", -1)
+        self.bad_epochs = state.get("bad_epochs", 0)
+        self.spent = state.get("seconds", 0.0)
+        self.budget_spent = False
+
+    def _improved(self, value: float) -> bool:
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_train_begin(self, logs=None):
+        self._train_start = time.perf_counter() - self.spent
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.time_budget and time.perf_counter() - self._train_start > self.time_budget:
+            self.budget_spent = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        seconds = time.perf_counter() - self._epoch_start
+        self.rows.append({"epoch": epoch, **logs, "seconds": round(seconds, 3)})
+        value = logs.get(self.monitor)
+        if value is None:
+            raise AppError(f"Training logged no '{self.monitor}': is there validation data?")
+        if self._improved(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            tmp = self.run.checkpoints / "best.tmp.weights.h5"
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.run.best_weights)
+        else:
+            self.bad_epochs += 1
+        if self.patience and self.bad_epochs >= self.patience:
+            log.info("No improvement of %s for %d epochs: stopping.", self.monitor, self.patience)
+            self.model.stop_training = True
+        self._backup(epoch)
+        write_history(self.run.history, self.rows)
+
+    def _backup(self, epoch: int) -> None:
+        weights, optimizer = f"epoch-{epoch}.weights.h5", f"epoch-{epoch}.optimizer.npz"
+        self.model.save_weights(self.run.backup / weights)
+        with open(self.run.backup / optimizer, "wb") as handle:
+            np.savez(handle, **optimizer_arrays(self.model.optimizer))
+        self.spent = time.perf_counter() - self._train_start
+        write_json(self.run.state, {
+            "epoch": epoch, "weights": weights, "optimizer": optimizer,
+            "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "seconds": self.spent, "history": self.rows,
+        })
+        for old in self.run.backup.glob("epoch-*"):
+            if not old.name.startswith(f"epoch-{epoch}."):
+                old.unlink(missing_ok=True)
+
+
+def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: int,
+        monitor: str, mode: str, patience: int = 0, time_budget: float | None = None,
+        resume: bool = False, verbose: int = 1) -> ResumableTraining:
+    """`model.fit` with resume, best-epoch selection and TensorBoard; loads the best weights."""
+    state = load_backup(model, run) if resume else None
+    tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state)
+    initial_epoch = state["epoch"] + 1 if state else 0
+    stopped_early = state is not None and patience and state["bad_epochs"] >= patience
+    if initial_epoch < epochs and not stopped_early:
+        callbacks = [tracker, keras.callbacks.TensorBoard(log_dir=str(run.logs),
+                                                          write_graph=False, profile_batch=0)]
+        model.fit(train_data, validation_data=valid_data, epochs=epochs,
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+    if not run.best_weights.is_file():
+        raise AppError("Training ended before one epoch was complete: nothing to keep.")
+    model.load_weights(run.best_weights)
+    return tracker
+
+
+def finish(run: RunDirectory, metrics: dict[str, Any]) -> None:
+    """Mark the run finished: metrics.json, and no resume state left behind."""
+    write_json(run.metrics, metrics)
+    shutil.rmtree(run.backup, ignore_errors=True)

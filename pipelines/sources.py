@@ -1,0 +1,262 @@
+"""Readers: turn a data source named on the command line into raw Python examples.
+
+A source is either a local file (TSV, CSV, JSONL or plain text) or a TensorFlow
+Datasets name written `tfds:NAME[/CONFIG][:SPLIT]`. Readers only read: they never
+tokenise, and they fail early with one sentence that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.errors import DataError
+
+log = logging.getLogger(__name__)
+
+TFDS_PREFIX = "tfds:"
+TEXT_COLUMN_GUESSES = ("text", "sentence", "review", "content", "document")
+LABEL_COLUMN_GUESSES = ("label", "labels", "sentiment", "class", "polarity", "target")
+csv.field_size_limit(1 << 28)
+
+
+@dataclass(frozen=True)
+class TfdsSpec:
+    """A parsed `tfds:NAME[/CONFIG][:SPLIT]`."""
+
+    name: str
+    split: str | None
+
+    @classmethod
+    def parse(cls, spec: str) -> TfdsSpec:
+        body = spec[len(TFDS_PREFIX) :]
+        name, _, split = body.partition(":")
+        if not name:
+            raise DataError(f"'{spec}' names no data set: write tfds:NAME[/CONFIG][:SPLIT].")
+        return cls(name=name, split=split or None)
+
+
+def is_tfds(spec: str) -> bool:
+    return str(spec).startswith(TFDS_PREFIX)
+
+
+@dataclass
+class LabeledTexts:
+    """Parallel lists of texts and their label names, as read."""
+
+    texts: list[str]
+    labels: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _check_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Data file '{path}' does not exist: check the path.")
+    if path.is_dir():
+        raise DataError(f"'{path}' is a directory: name a TSV, CSV, JSONL or text file.")
+    if path.stat().st_size == 0:
+        raise DataError(f"Data file '{path}' is empty.")
+    with open(path, "rb") as handle:
+        head = handle.read(8192)
+    if b"\x00" in head:
+        raise DataError(
+            f"'{path}' looks like a binary file (it holds NUL bytes): "
+            "give a UTF-8 TSV, CSV, JSONL or text file."
+        )
+    return path
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """Lines of a UTF-8 file without their newline; undecodable lines are skipped, counted."""
+    path = _check_file(path)
+    skipped = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                skipped += 1
+                continue
+            yield line.rstrip("\r\n")
+    if skipped:
+        log.warning("Skipped %d line(s) of %s that are not valid UTF-8.", skipped, path)
+
+
+def read_text(path: Path) -> str:
+    """A whole UTF-8 text file, exactly as written (for language modelling)."""
+    path = _check_file(path)
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
+    if bad:
+        log.warning("Replaced %d byte sequence(s) of %s that are not valid UTF-8.", bad, path)
+    return text
+
+
+def _pick_column(columns: list[str], wanted: str | None, guesses: tuple, what: str, path) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(
+                f"'{path}' has no column '{wanted}' (it has: {', '.join(columns)}): "
+                f"pass --{what}-column with one of those."
+            )
+        return wanted
+    lowered = {c.lower(): c for c in columns}
+    for guess in guesses:
+        if guess in lowered:
+            return lowered[guess]
+    raise DataError(
+        f"Cannot tell which column of '{path}' holds the {what} (columns: "
+        f"{', '.join(columns) or 'none'}): pass --{what}-column."
+    )
+
+
+def _read_table(path: Path, delimiter: str) -> tuple[list[str], Iterator[dict]]:
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    lines = read_lines(path)
+    reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
+    columns = [c for c in (reader.fieldnames or []) if c is not None]
+    return columns, reader
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
+    rows = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"'{path}' line {number} is not valid JSON ({error.msg}).") from None
+        if not isinstance(row, dict):
+            raise DataError(f"'{path}' line {number} is not a JSON object.")
+        rows.append(row)
+    columns = list(rows[0]) if rows else []
+    return columns, iter(rows)
+
+
+def read_labeled_file(
+    path: Path, text_column: str | None = None, label_column: str | None = None
+) -> LabeledTexts:
+    """Texts and labels from a TSV, CSV or JSONL file with named columns."""
+    path = _check_file(Path(path))
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        columns, rows = _read_jsonl(path)
+    elif suffix == ".csv":
+        columns, rows = _read_table(path, ",")
+    else:
+        columns, rows = _read_table(path, "\t")
+    text_key = _pick_column(columns, text_column, TEXT_COLUMN_GUESSES, "text", path)
+    label_key = _pick_column(columns, label_column, LABEL_COLUMN_GUESSES, "label", path)
+    texts, labels, bad_rows = [], [], 0
+    for row in rows:
+        text, label = row.get(text_key), row.get(label_key)
+        if text is None or label is None or str(text).strip() == "" or str(label).strip() == "":
+            bad_rows += 1
+            continue
+        texts.append(str(text))
+        labels.append(str(label).strip())
+    if bad_rows:
+        log.warning("Skipped %d row(s) of %s with an empty text or label.", bad_rows, path)
+    if not texts:
+        raise DataError(f"'{path}' holds no rows with both a text and a label.")
+    return LabeledTexts(texts, labels)
+
+
+# --------------------------------------------------------------------------- TFDS
+
+
+def _tfds_load(spec: TfdsSpec, default_split: str):
+    """`tfds.load` with one clear error when the data set cannot be had."""
+    import tensorflow_datasets as tfds
+
+    split = spec.split or default_split
+    try:
+        dataset, info = tfds.load(spec.name, split=split, with_info=True, shuffle_files=False)
+    except Exception as error:  # TFDS raises many kinds: registration, download, split
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise DataError(
+            f"Could not load TensorFlow Datasets '{spec.name}' split '{split}' "
+            f"({type(error).__name__}: {first_line[:200]}): check the name and your "
+            "internet connection, or pass a local file with --data."
+        ) from None
+    return dataset, info
+
+
+def _feature_key(features, wanted: str | None, kind: str, spec: TfdsSpec) -> str:
+    import tensorflow_datasets as tfds
+
+    keys = list(features.keys())
+    if wanted is not None:
+        if wanted not in keys:
+            raise DataError(
+                f"TensorFlow Datasets '{spec.name}' has no feature '{wanted}' "
+                f"(it has: {', '.join(keys)})."
+            )
+        return wanted
+    wanted_type = tfds.features.Text if kind == "text" else tfds.features.ClassLabel
+    matches = [key for key in keys if isinstance(features[key], wanted_type)]
+    if not matches:
+        raise DataError(
+            f"TensorFlow Datasets '{spec.name}' has no {kind} feature I can use "
+            f"(features: {', '.join(keys)}): pass --{kind}-column."
+        )
+    return matches[0]
+
+
+def read_labeled_tfds(
+    spec: str, text_column: str | None = None, label_column: str | None = None,
+    default_split: str = "train",
+) -> LabeledTexts:
+    """Texts and label names from a TFDS text-classification data set."""
+    parsed = TfdsSpec.parse(spec)
+    dataset, info = _tfds_load(parsed, default_split)
+    text_key = _feature_key(info.features, text_column, "text", parsed)
+    label_key = _feature_key(info.features, label_column, "label", parsed)
+    label_feature = info.features[label_key]
+    texts, labels = [], []
+    for example in dataset.as_numpy_iterator():
+        texts.append(example[text_key].decode("utf-8", errors="replace"))
+        labels.append(label_feature.int2str(int(example[label_key])))
+    if not texts:
+        raise DataError(f"TensorFlow Datasets '{spec}' gave no examples.")
+    return LabeledTexts(texts, labels)
+
+
+def read_text_tfds(spec: str, text_column: str | None = None, default_split: str = "train") -> str:
+    """All texts of a TFDS split joined into one string (for language modelling)."""
+    parsed = TfdsSpec.parse(spec)
+    dataset, info = _tfds_load(parsed, default_split)
+    key = _feature_key(info.features, text_column, "text", parsed)
+    return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in dataset.as_numpy_iterator())
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def read_labeled(
+    source: str, text_column: str | None = None, label_column: str | None = None,
+    default_split: str = "train",
+) -> LabeledTexts:
+    """Labelled texts from a file or `tfds:` name."""
+    if is_tfds(source):
+        return read_labeled_tfds(source, text_column, label_column, default_split)
+    return read_labeled_file(Path(source), text_column, label_column)
+
+
+def read_corpus(source: str, text_column: str | None = None, default_split: str = "train") -> str:
+    """One continuous text from a file or `tfds:` name."""
+    if is_tfds(source):
+        return read_text_tfds(source, text_column, default_split)
+    return read_text(Path(source))
