@@ -95,3 +95,30 @@ def write_models_config(base_path: Path, container_base: str | None = "/models")
     path = Path(base_path) / MODELS_CONFIG
     atomic_write_text(path, models_config_text(base_path, container_base))
     return path
+
+
+def is_run_directory(path: Path) -> bool:
+    """A training run that kept a best epoch (what evaluate / predict / export read)."""
+    path = Path(path)
+    return (path / "config.json").is_file() and (path / "checkpoints" / "best.weights.h5").is_file()
+
+
+def locate_model(path: Path) -> tuple[str, Path]:
+    """("run", dir) for a training run, ("saved_model", version dir) for an export.
+
+    A model base directory (`saved_models/sentiment`) means its newest version.
+    """
+    from apps.errors import ModelPathError
+
+    path = Path(path)
+    if is_run_directory(path):
+        return "run", path
+    version = newest_version_dir(path)
+    if version is not None:
+        return "saved_model", version
+    if not path.exists():
+        raise ModelPathError(f"'{path}' does not exist: give a run directory or an exported model.")
+    raise ModelPathError(
+        f"'{path}' is neither a training run (config.json and checkpoints/best.weights.h5) "
+        "nor an exported SavedModel (saved_model.pb, or numbered versions holding one)."
+    )

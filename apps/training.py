@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,10 +258,13 @@ def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: i
     initial_epoch = state["epoch"] + 1 if state else 0
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if initial_epoch < epochs and not stopped_early:
+        # Bucketed datasets have no known length; Keras warns at the end of epoch 1.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
         callbacks = [tracker, keras.callbacks.TensorBoard(log_dir=str(run.logs),
                                                           write_graph=False, profile_batch=0)]
         model.fit(train_data, validation_data=valid_data, epochs=epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # the datasets shuffle themselves
     if not run.best_weights.is_file():
         raise AppError("Training ended before one epoch was complete: nothing to keep.")
     model.load_weights(run.best_weights)

@@ -47,11 +47,18 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """(padded ids, targets) batches bucketed by length, reshuffled every epoch."""
     lengths = np.array([len(seq) for seq in ids], dtype=np.int64)
-    flat = np.fromiter((i for seq in ids for i in seq), dtype=np.int32, count=int(lengths.sum()))
-    ragged = tf.RaggedTensor.from_row_lengths(flat, lengths)
-    dataset = tf.data.Dataset.from_tensor_slices((ragged, np.asarray(targets)))
+    flat = tf.constant(np.fromiter((i for seq in ids for i in seq), dtype=np.int32,
+                                   count=int(lengths.sum())))
+    starts, ends = tf.constant(np.cumsum(lengths) - lengths), tf.constant(np.cumsum(lengths))
+    targets = tf.constant(np.asarray(targets))
+
+    def example(index):  # slices of one flat array: no per-sequence tensors to build
+        return flat[starts[index] : ends[index]], targets[index]
+
+    dataset = tf.data.Dataset.range(len(ids))
     if shuffle:
         dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     boundaries = bucket_boundaries(lengths, batch_size)
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda seq, _target: tf.shape(seq)[0],

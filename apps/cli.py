@@ -1,0 +1,91 @@
+"""The `apps` command: one root group with a subgroup per task app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+import apps
+
+
+def _quiet_tensorflow(debug: bool) -> None:
+    """Import TensorFlow without its C++ start-up chatter ("Could not find cuda drivers").
+
+    Those lines are written to file descriptor 2 before TensorFlow reads any log
+    setting, so stderr is closed for the import and restored right after.
+    """
+    if debug:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class AppGroup(click.Group):
+    """Turns unexpected exceptions into one line unless --debug is given."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence
+            if ctx.meta.get("debug"):
+                raise
+            message = str(error).strip().splitlines()
+            reason = message[0] if message else type(error).__name__
+            raise click.ClickException(
+                f"{type(error).__name__}: {reason} (run with --debug for the traceback)"
+            ) from None
+
+
+@click.group(cls=AppGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                             "max_content_width": 100})
+@click.version_option(apps.__version__, prog_name="apps")
+@click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logs.")
+@click.pass_context
+def cli(ctx, debug):
+    """RNN apps for language: sentiment, language modelling, serving.
+
+    Every app trains from your data (files or tfds:NAME), writes a run directory,
+    exports a TensorFlow Serving SavedModel, and `apps serve` serves it locally.
+    """
+    ctx.meta["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                        format="%(levelname)s %(message)s")
+    if not debug:  # TensorFlow's Python logger repeats what our own lines say
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _register() -> None:
+    from apps.sentiment.cli import sentiment
+
+    cli.add_command(sentiment)
+    for module, names in (("apps.lm.cli", ["lm"]), ("apps.serve.cli", ["serve", "models"])):
+        try:
+            imported = __import__(module, fromlist=names)
+        except ModuleNotFoundError as error:
+            if error.name and error.name.startswith(module.rsplit(".", 1)[0]):
+                continue  # that app is not part of this build yet
+            raise
+        for name in names:
+            cli.add_command(getattr(imported, name))
+
+
+def main() -> None:
+    _quiet_tensorflow("--debug" in sys.argv)
+    _register()
+    cli(prog_name="apps")

@@ -1,0 +1,108 @@
+"""Versioned, atomic SavedModel export in TF Serving's layout.
+
+Every task builds its serving functions and hands them here with the objects they
+use; this module writes `BASE/<name>/<next version>/` through a temporary sibling
+whose name is not a number (TF Serving ignores it) and renames it into place, so a
+version directory is complete or absent even under `kill -9`. It then adds
+`assets/metadata.json` (inside the temporary directory, before the rename) and
+rewrites `BASE/models.config`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+import apps
+from apps.errors import AppError
+from apps.layout import list_versions, write_models_config
+
+METADATA = Path("assets") / "metadata.json"
+
+
+def next_version(model_dir: Path) -> int:
+    """One more than any numeric child (complete or not), so versions never repeat."""
+    numbers = [int(c.name) for c in model_dir.iterdir() if c.name.isdigit()] if model_dir.is_dir() else []
+    return max(numbers, default=0) + 1
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file so the rename publishes data that is on disk."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def environment() -> dict[str, str]:
+    return {"apps": apps.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version()}
+
+
+def export_saved_model(
+    endpoints: Mapping[str, tf.types.experimental.GenericFunction],
+    tracked: list,
+    base_path: Path,
+    name: str,
+    metadata: dict[str, Any],
+) -> Path:
+    """Write the endpoints as the next version of `base_path/name`; return its directory.
+
+    `endpoints` maps signature names to `tf.function`s with an input signature (one
+    must be `serving_default`); `tracked` holds the layers, models and TF resources
+    they use (Keras models, tensorflow-text tokenizers), so their variables and
+    assets are saved with the graph.
+    """
+    if "serving_default" not in endpoints:
+        raise ValueError("an export needs a 'serving_default' endpoint")
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise AppError(f"--name '{name}' must be letters, digits, '-', '_' or '.'.")
+    model_dir = Path(base_path) / name
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AppError(f"Cannot create '{model_dir}': {error.strerror}.") from None
+    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=".export-"))
+    try:
+        archive = keras.export.ExportArchive()
+        for item in tracked:
+            archive.track(item)
+        for endpoint, function in endpoints.items():
+            archive.add_endpoint(endpoint, function)
+        archive.write_out(str(tmp), verbose=False)
+        (tmp / METADATA).parent.mkdir(exist_ok=True)
+        full = {**metadata, "signatures": sorted(endpoints), "exported_at":
+                time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
+        (tmp / METADATA).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+        _fsync_tree(tmp)
+        while True:  # another export may take a number first: take the next one
+            target = model_dir / str(next_version(model_dir))
+            try:
+                os.rename(tmp, target)
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_models_config(model_dir.parent)
+    return target
+
+
+def read_metadata(saved_model_dir: Path) -> dict[str, Any]:
+    path = Path(saved_model_dir) / METADATA
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
