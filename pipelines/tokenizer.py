@@ -9,6 +9,7 @@ exported SavedModels, so training and serving cannot drift apart. Ids are fixed:
 from __future__ import annotations
 
 import io
+import re
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -96,6 +97,13 @@ class Tokenizer:
         except RuntimeError as error:
             if seen["sentences"] == 0:
                 raise DataError("The training data holds no text to train a tokenizer on.") from None
+            needed = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(error))
+            if needed:
+                raise ConfigError(
+                    f"--vocab-size {vocab_size} is too small for the {needed.group(2)} pieces "
+                    f"this data needs at least (its characters and the 4 special ids): "
+                    f"use --vocab-size {int(needed.group(2)) + 1} or more."
+                ) from None
             raise DataError(f"SentencePiece could not train on this data: {error}") from None
         tokenizer = cls(model.getvalue())
         log.info("Trained a %s tokenizer with %d pieces on %d texts.", model_type,

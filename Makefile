@@ -1,0 +1,35 @@
+# Two commands on a fresh machine (only Python 3.11 and pip needed):
+#   make quickstart   venv, install, train on the bundled sample, export, predict
+#   make test         venv, install with test tools, run the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SAMPLE := apps/sentiment/sample
+
+.PHONY: quickstart test test-all bench lint clean
+
+$(BIN)/apps: setup.cfg pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+quickstart: $(BIN)/apps
+	$(BIN)/apps sentiment train --data $(SAMPLE)/train.tsv --valid $(SAMPLE)/valid.tsv \
+		--output runs/quickstart --overwrite --epochs 8 --vocab-size 300 --units 32 --embedding-dim 32
+	$(BIN)/apps sentiment export runs/quickstart
+	$(BIN)/apps sentiment predict saved_models/sentiment "What a wonderful film, I loved every minute." \
+		"Dull and far too long."
+
+test: $(BIN)/apps
+	$(BIN)/python -m pytest -q
+
+test-all: $(BIN)/apps
+	$(BIN)/python -m pytest -q -m ""
+
+lint: $(BIN)/apps
+	$(BIN)/ruff check apps pipelines tests bench
+
+clean:
+	rm -rf $(VENV) runs *.egg-info
