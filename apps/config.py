@@ -18,6 +18,10 @@ import yaml
 from apps.errors import ConfigError
 
 
+KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
+              "str": "text"}
+
+
 def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -59,7 +63,8 @@ def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:
             return str(value)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{flag_name(field.name)} in {source} must be a {kind}, got {value!r}."
+            f"{flag_name(field.name)} in {source} must be {KIND_WORDS.get(kind, kind)}, "
+            f"got {value!r}."
         ) from None
     return value
 

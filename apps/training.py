@@ -155,6 +155,8 @@ def restore_optimizer(model: keras.Model, arrays: dict[str, np.ndarray]) -> None
 def load_backup(model: keras.Model, run: RunDirectory) -> dict[str, Any]:
     """Restore weights and optimizer state from `backup/`; return the training state."""
     state = json.loads(run.state.read_text(encoding="utf-8"))
+    if not model.optimizer.built:  # so the weights file's optimizer variables have a home
+        model.optimizer.build(model.trainable_variables)
     model.load_weights(run.backup / state["weights"])
     with np.load(run.backup / state["optimizer"]) as arrays:
         restore_optimizer(model, dict(arrays))

@@ -1,0 +1,116 @@
+"""The CLI: resume after kill -9, and one clear sentence for every kind of bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from apps.cli import _register, cli
+
+ROOT = Path(__file__).resolve().parents[2]
+_register()
+
+
+def run_cli(*args, input=None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input)
+    assert "Traceback" not in result.output
+    return result
+
+
+def apps_command(*args):
+    return [sys.executable, "-m", "apps", *map(str, args)]
+
+
+def history_epochs(path):
+    return [int(row["epoch"]) for row in csv.DictReader(path.open())] if path.exists() else []
+
+
+def test_resume_after_kill_9(tmp_path, sentiment_sample):
+    output = tmp_path / "run"
+    command = apps_command(
+        "sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
+        sentiment_sample / "valid.tsv", "--output", output, "--epochs", 12, "--units", 8,
+        "--embedding-dim", 8, "--vocab-size", 200, "--quiet")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(history_epochs(output / "history.csv")) < 2 and time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = history_epochs(output / "history.csv")
+    assert 2 <= len(done) < 12 and (output / "backup" / "state.json").is_file()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert history_epochs(output / "history.csv") == list(range(12))
+    assert not (output / "backup").exists()
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1 and "already holds a finished run" in again.stderr
+
+
+def test_predict_evaluate_json_and_stdin(tiny_run, sentiment_sample):
+    run_dir, _ = tiny_run
+    result = run_cli("sentiment", "predict", run_dir, "--input", "-", "--json",
+                     input="loved it, superb\n\nboring and awful\n")
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert result.exit_code == 0 and [r["text"] for r in rows] == ["loved it, superb",
+                                                                    "boring and awful"]
+    assert set(rows[0]["scores"]) == {"negative", "positive"}
+    result = run_cli("sentiment", "evaluate", run_dir, "--data", sentiment_sample / "valid.tsv",
+                     "--json")
+    report = json.loads(result.output)
+    assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(report)
+    result = run_cli("sentiment", "evaluate", run_dir, "--data", sentiment_sample / "valid.tsv")
+    assert "accuracy" in result.output and "confusion matrix" in result.output
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--data", "missing.tsv"], "Data file 'missing.tsv' does not exist", 1),
+    (["--data", "{sample}/train.tsv", "--units", "-3"], "--units must be a positive", 2),
+    (["--data", "{sample}/train.tsv", "--config", "{tmp}/broken.yaml"], "is not valid YAML", 2),
+    (["--data", "{tmp}/junk.tsv"], "looks like a binary file", 1),
+    (["--data", "{tmp}/empty.tsv"], "is empty", 1),
+    (["--data", "{tmp}/columns.tsv"], "pass --text-column", 1),
+    (["--data", "{sample}/train.tsv", "--text-column", "body"], "has no column 'body'", 1),
+])
+def test_train_errors_are_one_sentence_and_leave_nothing(tmp_path, sentiment_sample, args,
+                                                         message, code):
+    (tmp_path / "broken.yaml").write_text("units: [1,\n")
+    (tmp_path / "junk.tsv").write_bytes(os.urandom(512) + b"\x00")
+    (tmp_path / "empty.tsv").write_text("")
+    (tmp_path / "columns.tsv").write_text("a\tb\nx\ty\n")
+    args = [a.format(sample=sentiment_sample, tmp=tmp_path) for a in args]
+    result = run_cli("sentiment", "train", *args, "--output", tmp_path / "run")
+    assert result.exit_code == code
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) <= 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_path_errors(tmp_path):
+    result = run_cli("sentiment", "predict", tmp_path, "some text")
+    assert result.exit_code == 1 and "neither a training run" in result.output
+    result = run_cli("sentiment", "export", tmp_path / "nothing")
+    assert result.exit_code == 1 and "does not exist" in result.output
+    result = run_cli("sentiment", "predict", tmp_path)
+    assert result.exit_code == 2 and "Give texts to classify" in result.output
+
+
+def test_version_and_help():
+    assert run_cli("--version").output.startswith("apps, version")
+    help_text = run_cli("sentiment", "train", "--help").output
+    for flag in ("--cell", "--units", "--layers", "--bidirectional", "--embedding-dim",
+                 "--dropout", "--pooling", "--tokenizer", "--vocab-size", "--config",
+                 "--epochs", "--batch-size", "--learning-rate", "--seed", "--output"):
+        assert flag in help_text

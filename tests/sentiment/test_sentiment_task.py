@@ -1,0 +1,144 @@
+"""The sentiment app end to end: learns, writes its run directory, exports, round-trips."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps import training
+from apps.errors import DataError, ModelPathError
+from apps.sentiment import task
+from pipelines import batching
+from pipelines.sources import read_labeled_file
+from pipelines.tokenizer import Tokenizer
+
+from conftest import tiny_settings  # noqa: I001 (tests/sentiment/conftest.py)
+
+TEXTS = ["What a wonderful film, I loved every minute.", "Dull and far too long.", "",
+         "Not boring at all: the cast was superb.", "Ünïcödé 😀 and\ttabs"]
+
+
+def test_a_tiny_model_learns_the_sample(tiny_run):
+    run_dir, report = tiny_run
+    assert report["accuracy"] > 0.9  # chance is 0.5
+    run = training.RunDirectory(run_dir)
+    for path in (run.config, run.tokenizer, run.labels, run.best_weights, run.metrics,
+                 run.plots / "history.png", run.plots / "confusion.png"):
+        assert path.is_file(), path
+    assert not run.backup.exists()  # finished: no resume state left
+    assert any(run.logs.rglob("*tfevents*"))
+    assert json.loads(run.labels.read_text()) == ["negative", "positive"]
+    rows = list(csv.DictReader(run.history.open()))
+    assert [int(r["epoch"]) for r in rows] == list(range(8))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(rows[0])
+    best = max(range(8), key=lambda i: float(rows[i]["val_accuracy"]))
+    assert report["best_epoch"] == best
+
+
+def test_evaluate_reports_the_validation_numbers(tiny_run, sentiment_sample):
+    run_dir, report = tiny_run
+    again = task.evaluate(run_dir, str(sentiment_sample / "valid.tsv"))
+    assert again["accuracy"] == pytest.approx(report["accuracy"])
+    assert sum(map(sum, again["confusion_matrix"])) == again["examples"] == 100
+    assert set(again["per_class"]) == {"negative", "positive"}
+
+
+def test_export_round_trip_gives_predict_labels(tiny_run, tmp_path, sentiment_sample):
+    run_dir, _ = tiny_run
+    version = task.export(run_dir, tmp_path, "sentiment")
+    assert version == tmp_path / "sentiment" / "1"
+    assert not [p for p in (tmp_path / "sentiment").iterdir() if p.name != "1"]
+    assert "name: 'sentiment'" in (tmp_path / "models.config").read_text()
+    metadata = json.loads((version / "assets" / "metadata.json").read_text())
+    assert metadata["task"] == "sentiment" and metadata["labels"] == ["negative", "positive"]
+
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.dtype == tf.string and spec.shape.as_list() == [None]
+    outputs = signature(text=tf.constant(TEXTS))
+    assert outputs["label"].dtype == tf.string and outputs["label_id"].dtype == tf.int64
+    assert outputs["scores"].dtype == tf.float32 and outputs["scores"].shape == (len(TEXTS), 2)
+
+    texts = TEXTS + read_labeled_file(sentiment_sample / "valid.tsv").texts
+    from_run = task.predict(run_dir, texts)
+    from_export = task.predict(tmp_path / "sentiment", texts)  # base dir: newest version
+    assert [r["label"] for r in from_run] == [r["label"] for r in from_export]
+    np.testing.assert_allclose([list(r["scores"].values()) for r in from_run],
+                               [list(r["scores"].values()) for r in from_export], atol=1e-4)
+    assert task.export(run_dir, tmp_path, "sentiment").name == "2"
+
+
+def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_sample):
+    """A restart continues the optimizer's step count and keeps the best score so far."""
+    settings = tiny_settings(sentiment_sample, epochs=2)
+    output = tmp_path / "run"
+    task.train(settings, output, verbose=0)
+    run = training.RunDirectory(output)
+    first = list(csv.DictReader(run.history.open()))
+    # Make the finished run look interrupted after epoch 1, as kill -9 would leave it.
+    run.metrics.unlink()
+    state = {"epoch": 1, "weights": "w.weights.h5", "optimizer": "o.npz",
+             "monitor": "val_accuracy", "best": 0.99, "best_epoch": 0, "bad_epochs": 1,
+             "seconds": 1.0, "history": [dict(r, epoch=int(r["epoch"])) for r in first]}
+    tokenizer = Tokenizer.load(run.tokenizer)
+    model = task.build(settings, tokenizer.vocab_size, 2)
+    model.load_weights(run.best_weights)
+    task.compile_model(model, settings)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(1234)
+    run.backup.mkdir()
+    model.save_weights(run.backup / "w.weights.h5")
+    np.savez(run.backup / "o.npz", **training.optimizer_arrays(model.optimizer))
+    training.write_json(run.state, state)
+
+    resumed = task.build(settings, tokenizer.vocab_size, 2)
+    task.compile_model(resumed, settings)
+    tracker = training.fit(resumed, *datasets(settings, tokenizer), run, epochs=3, monitor="val_accuracy",
+                           mode="max", resume=True, verbose=0)
+    steps_per_epoch = 13  # 400 examples / 32, bucketed batches may add a few
+    assert 1234 + steps_per_epoch <= int(resumed.optimizer.iterations) <= 1234 + 20
+    assert [row["epoch"] for row in tracker.rows] == [0, 1, 2]
+    assert tracker.best >= 0.99  # the best score survived the restart
+
+
+def datasets(settings, tokenizer):
+    train, valid = task.read_splits(settings)
+    labels = ["negative", "positive"]
+    return tuple(
+        batching.training_dataset(tokenizer.encode(part.texts),
+                                  task.label_ids(part.labels, labels, "x"), 32, 1)
+        for part in (train, valid)
+    )
+
+
+def test_many_classes_with_any_names(tmp_path):
+    rows = [(f"{word} {i}", label) for i in range(40)
+            for word, label in (("sunny", "weather/☀"), ("goal", "sport"), ("vote", "politics"))]
+    path = tmp_path / "three.tsv"
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    settings = task.SentimentSettings(data=str(path), epochs=6, vocab_size=60, units=16,
+                                      embedding_dim=16, learning_rate=0.01)
+    run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    assert report["labels"] == ["politics", "sport", "weather/☀"]
+    assert report["accuracy"] > 0.9
+    assert task.predict(run_dir, ["sunny 3"])[0]["label"] == "weather/☀"
+
+
+def test_bad_inputs_leave_no_run_directory(tmp_path, sentiment_sample):
+    one_class = tmp_path / "one.tsv"
+    one_class.write_text("text\tlabel\na\tpos\nb\tpos\nc\tpos\n")
+    with pytest.raises(DataError, match="single label"):
+        task.train(tiny_settings(sentiment_sample, data=str(one_class), valid=None),
+                   tmp_path / "run", verbose=0)
+    unseen = tmp_path / "unseen.tsv"
+    unseen.write_text("text\tlabel\na\tneutral\n")
+    with pytest.raises(DataError, match="label\\(s\\) the training data lacks"):
+        task.train(tiny_settings(sentiment_sample, valid=str(unseen)), tmp_path / "run",
+                   verbose=0)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ModelPathError, match="neither a training run"):
+        task.predict(tmp_path, ["text"])
