@@ -17,7 +17,6 @@ import yaml
 
 from apps.errors import ConfigError
 
-
 KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false",
               "str": "text"}
 

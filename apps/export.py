@@ -25,14 +25,16 @@ import tensorflow as tf
 
 import apps
 from apps.errors import AppError
-from apps.layout import list_versions, write_models_config
+from apps.layout import write_models_config
 
 METADATA = Path("assets") / "metadata.json"
 
 
 def next_version(model_dir: Path) -> int:
     """One more than any numeric child (complete or not), so versions never repeat."""
-    numbers = [int(c.name) for c in model_dir.iterdir() if c.name.isdigit()] if model_dir.is_dir() else []
+    if not model_dir.is_dir():
+        return 1
+    numbers = [int(c.name) for c in model_dir.iterdir() if c.name.isdigit()]
     return max(numbers, default=0) + 1
 
 

@@ -78,7 +78,8 @@ def models_config_text(base_path: Path, container_base: str | None = None) -> st
     base_path = Path(base_path).resolve()
     lines = ["model_config_list {"]
     for name in list_models(base_path):
-        model_base = f"{container_base.rstrip('/')}/{name}" if container_base else str(base_path / name)
+        model_base = (f"{container_base.rstrip('/')}/{name}" if container_base
+                      else str(base_path / name))
         lines += [
             "  config {",
             f"    name: '{name}'",

@@ -239,7 +239,8 @@ def read_text_tfds(spec: str, text_column: str | None = None, default_split: str
     parsed = TfdsSpec.parse(spec)
     dataset, info = _tfds_load(parsed, default_split)
     key = _feature_key(info.features, text_column, "text", parsed)
-    return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in dataset.as_numpy_iterator())
+    examples = dataset.as_numpy_iterator()
+    return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in examples)
 
 
 # --------------------------------------------------------------------------- dispatch

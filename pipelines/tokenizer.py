@@ -9,8 +9,8 @@ exported SavedModels, so training and serving cannot drift apart. Ids are fixed:
 from __future__ import annotations
 
 import io
-import re
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -48,8 +48,12 @@ class Tokenizer:
         """Train on `texts`, streamed (one sentence at a time) with a progress bar.
 
         `exact_text=True` keeps whitespace and case as they are (identity
-        normalisation, no whitespace folding), so `decode(encode(t)) == t` for a
-        language model; newlines must then be handled by the caller.
+        normalisation, no whitespace folding, no dummy leading space, every character
+        of the training text kept), and makes the newline a piece of its own (SentencePiece
+        otherwise maps it to unknown), so `decode(encode(t)) == t` for a language
+        model whenever `t` holds only characters seen in training (except U+2581,
+        SentencePiece's own space mark). No piece crosses a newline, so encoding a
+        text line by line gives the same ids as encoding it whole.
         `vocab_size` is an upper bound: small corpora get the vocabulary they hold.
         """
         if model_type not in MODEL_TYPES:
@@ -89,6 +93,9 @@ class Tokenizer:
                 remove_extra_whitespaces=False,
                 split_by_whitespace=model_type != "char",
                 allow_whitespace_only_pieces=True,
+                add_dummy_prefix=False,
+                character_coverage=1.0,
+                user_defined_symbols=["\n"],
             )
         settings.update(options)
         try:
@@ -96,7 +103,8 @@ class Tokenizer:
                                            **settings)
         except RuntimeError as error:
             if seen["sentences"] == 0:
-                raise DataError("The training data holds no text to train a tokenizer on.") from None
+                raise DataError("The training data holds no text to train a tokenizer on.") \
+                    from None
             needed = re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(error))
             if needed:
                 raise ConfigError(

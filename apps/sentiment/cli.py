@@ -42,6 +42,8 @@ def sentiment():
 @click.option("--max-length", type=int, help="Tokens kept per text.  [default: 256]")
 @click.option("--pooling", type=click.Choice(["last", "mean", "max", "attention"]),
               help="How the encoder's outputs become one vector.  [default: max]")
+@click.option("--members", type=int, help="Train this many classifiers side by side and "
+              "average their predictions (an ensemble in one model).  [default: 1]")
 @train_options(task.SentimentSettings)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context

@@ -24,7 +24,7 @@ from apps.errors import DataError
 from apps.layers import POOLINGS
 from apps.layout import locate_model
 from apps.metrics import classification_report
-from apps.sentiment.model import build
+from apps.sentiment.model import build, ensemble_accuracy, member_loss, probabilities
 from apps.settings import CommonSettings
 from pipelines import batching, sources
 from pipelines.tokenizer import PAD_ID, Tokenizer
@@ -44,9 +44,11 @@ class SentimentSettings(CommonSettings):
     valid_fraction: float = 0.1
     max_length: int = 256
     pooling: str = "max"
+    members: int = 1
 
     def validate(self) -> None:
         super().validate()
+        require(self.members >= 1, "members", "a positive whole number", self.members)
         require(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}",
                 self.pooling)
         require(self.max_length >= 1, "max_length", "a positive whole number", self.max_length)
@@ -101,9 +103,8 @@ def label_ids(labels: list[str], names: list[str], source: str) -> np.ndarray:
 
 def compile_model(model: keras.Model, settings: SentimentSettings) -> None:
     optimizer = keras.optimizers.Adam(settings.learning_rate, global_clipnorm=settings.clip_norm)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=False)
+    accuracy = keras.metrics.MeanMetricWrapper(ensemble_accuracy, name="accuracy")
+    model.compile(optimizer=optimizer, loss=member_loss, metrics=[accuracy], jit_compile=False)
 
 
 def train(settings: SentimentSettings, output: Path | None = None, overwrite: bool = False,
@@ -154,7 +155,7 @@ def predict_ids(model: keras.Model, ids: list[list[int]], batch_size: int = 64) 
     """Class probabilities for tokenised texts, batched by length, in the input order."""
     out = np.zeros((len(ids), model.settings["num_classes"]), dtype=np.float32)
     for positions, batch in batching.sorted_batches(ids, batch_size):
-        out[positions] = tf.nn.softmax(model(batch, training=False)).numpy()
+        out[positions] = probabilities(model(batch, training=False)).numpy()
     return out
 
 
@@ -228,7 +229,7 @@ def serving_function(model: keras.Model, tokenizer, labels: list[str], max_lengt
         with tf.device("/CPU:0"):
             ids = tokenizer.tokenize(text)[:, :max_length].to_tensor(default_value=PAD_ID)
             ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
-        scores = tf.nn.softmax(model(ids, training=False), axis=-1)
+        scores = probabilities(model(ids, training=False))
         label_id = tf.argmax(scores, axis=-1, output_type=tf.int64)
         return {"label": tf.gather(tf.constant(labels), label_id), "label_id": label_id,
                 "scores": scores}

@@ -22,10 +22,11 @@ def write(path, text, mode="w"):
 
 def test_tsv_csv_jsonl_give_the_same_rows(tmp_path):
     rows = [("a \"quoted\" text", "pos"), ("commas, inside", "neg")]
-    tsv = write(tmp_path / "d.tsv", "sentence\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    tsv_rows = "".join(f"{text}\t{label}\n" for text, label in rows)
+    tsv = write(tmp_path / "d.tsv", "sentence\tlabel\n" + tsv_rows)
     csv_ = write(tmp_path / "d.csv", 'text,label\n"a ""quoted"" text",pos\n"commas, inside",neg\n')
     jsonl = write(tmp_path / "d.jsonl",
-                  "".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in rows))
+                  "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows))
     for path in (tsv, csv_, jsonl):
         data = sources.read_labeled_file(path)
         assert list(zip(data.texts, data.labels)) == rows, path.suffix
@@ -64,11 +65,13 @@ def test_directory_and_bad_jsonl(tmp_path):
     with pytest.raises(DataError, match="is a directory"):
         sources.read_labeled_file(tmp_path)
     with pytest.raises(DataError, match="line 2 is not valid JSON"):
-        sources.read_labeled_file(write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{oops\n'))
+        sources.read_labeled_file(
+            write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{oops\n'))
 
 
 def test_undecodable_lines_are_skipped_and_counted(tmp_path, caplog):
-    path = write(tmp_path / "d.tsv", b"text\tlabel\ngood\tpos\n\xff\xfe broken\tneg\nbad\tneg\n", "wb")
+    content = b"text\tlabel\ngood\tpos\n\xff\xfe broken\tneg\nbad\tneg\n"
+    path = write(tmp_path / "d.tsv", content, "wb")
     with caplog.at_level(logging.WARNING):
         data = sources.read_labeled_file(path)
     assert data.texts == ["good", "bad"]

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_settings  # noqa: I001 (tests/sentiment/conftest.py)
 
 from apps import training
 from apps.errors import DataError, ModelPathError
@@ -15,8 +16,6 @@ from apps.sentiment import task
 from pipelines import batching
 from pipelines.sources import read_labeled_file
 from pipelines.tokenizer import Tokenizer
-
-from conftest import tiny_settings  # noqa: I001 (tests/sentiment/conftest.py)
 
 TEXTS = ["What a wonderful film, I loved every minute.", "Dull and far too long.", "",
          "Not boring at all: the cast was superb.", "Ünïcödé 😀 and\ttabs"]
@@ -97,8 +96,8 @@ def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_sample)
 
     resumed = task.build(settings, tokenizer.vocab_size, 2)
     task.compile_model(resumed, settings)
-    tracker = training.fit(resumed, *datasets(settings, tokenizer), run, epochs=3, monitor="val_accuracy",
-                           mode="max", resume=True, verbose=0)
+    tracker = training.fit(resumed, *datasets(settings, tokenizer), run, epochs=3,
+                           monitor="val_accuracy", mode="max", resume=True, verbose=0)
     steps_per_epoch = 13  # 400 examples / 32, bucketed batches may add a few
     assert 1234 + steps_per_epoch <= int(resumed.optimizer.iterations) <= 1234 + 20
     assert [row["epoch"] for row in tracker.rows] == [0, 1, 2]
@@ -119,7 +118,7 @@ def test_many_classes_with_any_names(tmp_path):
     rows = [(f"{word} {i}", label) for i in range(40)
             for word, label in (("sunny", "weather/☀"), ("goal", "sport"), ("vote", "politics"))]
     path = tmp_path / "three.tsv"
-    path.write_text("text\tlabel\n" + "".join(f"{t}\t{l}\n" for t, l in rows))
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
     settings = task.SentimentSettings(data=str(path), epochs=6, vocab_size=60, units=16,
                                       embedding_dim=16, learning_rate=0.01)
     run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
