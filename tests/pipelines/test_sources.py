@@ -25,8 +25,8 @@ def test_tsv_csv_jsonl_give_the_same_rows(tmp_path):
     tsv_rows = "".join(f"{text}\t{label}\n" for text, label in rows)
     tsv = write(tmp_path / "d.tsv", "sentence\tlabel\n" + tsv_rows)
     csv_ = write(tmp_path / "d.csv", 'text,label\n"a ""quoted"" text",pos\n"commas, inside",neg\n')
-    jsonl = write(tmp_path / "d.jsonl",
-                  "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows))
+    jsonl_rows = "".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows)
+    jsonl = write(tmp_path / "d.jsonl", jsonl_rows)
     for path in (tsv, csv_, jsonl):
         data = sources.read_labeled_file(path)
         assert list(zip(data.texts, data.labels)) == rows, path.suffix
