@@ -46,6 +46,32 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(handle.fileno())
 
 
+def pin_cpu_only_resources(tracked: list) -> None:
+    """Record CPU placement on tensorflow-text resources, so the saved graph carries it.
+
+    `SentencepieceOp` has only a CPU kernel, but tensorflow-text creates its model
+    resource with no device, and SavedModel re-creates resources with the device the
+    resource recorded, not the `tf.device` scope it was built under: without this the
+    saved `SentencepieceOp` nodes have an empty device (placement left open on a GPU
+    server, tensorflow/serving issues 2016, 1696).
+    """
+    for item in tracked:
+        resource = getattr(item, "_model_resource", None)
+        if resource is None or not type(resource).__module__.startswith("tensorflow_text"):
+            continue
+        if getattr(resource, "_apps_pinned_to_cpu", False):
+            continue
+        resource._apps_pinned_to_cpu = True
+        resource._resource_device = "/device:CPU:0"  # what save.py writes for the resource
+        create = resource._create_resource
+
+        def create_on_cpu(create=create):
+            with tf.device("/device:CPU:0"):
+                return create()
+
+        resource._create_resource = create_on_cpu  # what the exported creator function runs
+
+
 def environment() -> dict[str, str]:
     return {"apps": apps.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version()}
@@ -75,6 +101,7 @@ def export_saved_model(
     except OSError as error:
         raise AppError(f"Cannot create '{model_dir}': {error.strerror}.") from None
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=".export-"))
+    pin_cpu_only_resources(tracked)
     try:
         archive = keras.export.ExportArchive()
         for item in tracked:

@@ -1,8 +1,9 @@
 """The language model: token ids in, next-token logits out, with explicit recurrent state.
 
-Training reads a token stream in segments (truncated backpropagation through time)
-and may carry the final state of one segment into the next; generation runs
-`step` once per new token with the state carried, never the whole sequence again.
+Training reads a token stream in segments (truncated backpropagation through time,
+see `pipelines.streams`) and may carry the final state of one segment into the next
+(`carry_state`); generation runs `step` once per new token with the state carried,
+never the whole sequence again.
 """
 
 from __future__ import annotations
@@ -76,8 +77,73 @@ class LanguageModel(keras.Model):
     def call(self, ids, training=None):
         return self.run(ids, training=training)[0]
 
+    # -- training on streams ------------------------------------------------------------
+
+    def carry_state(self, train_streams: int, valid_streams: int) -> None:
+        """Carry the recurrent state from each batch to the next (stateful training).
+
+        Batches come from `pipelines.streams.stream_dataset`: ((ids, first), targets),
+        where row b continues row b of the previous batch and `first` marks the batch
+        that starts the stream again (each epoch), where the state starts from zero.
+        """
+        self._carry = {"train": StateCarry(self.zero_states(train_streams)),
+                       "valid": StateCarry(self.zero_states(valid_streams))}
+
+    def _forward(self, data, training):
+        (ids, first), targets = data
+        carry = getattr(self, "_carry", None)
+        carry = carry and carry["train" if training else "valid"]
+        states = carry.read(keep=1.0 - tf.cast(first, tf.float32)) if carry else None
+        logits, states = self.run(ids, states, training=training)
+        if carry:
+            carry.write(states)
+        return targets, logits
+
+    def _metric_logs(self, loss, targets, logits):
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(targets, logits)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            targets, logits = self._forward(data, training=True)
+            loss = self.compute_loss(y=targets, y_pred=logits)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._metric_logs(loss, targets, logits)
+
+    def test_step(self, data):
+        targets, logits = self._forward(data, training=False)
+        loss = self.compute_loss(y=targets, y_pred=logits, training=False)
+        return self._metric_logs(loss, targets, logits)
+
     def get_config(self):
         return {**super().get_config(), **self.settings}
+
+
+class StateCarry:
+    """Recurrent state kept between batches in variables that are not model weights.
+
+    A plain object (not a Keras layer), so neither weight files nor exports see
+    these batch-sized variables.
+    """
+
+    def __init__(self, states):
+        self.structure = states
+        self.variables = [tf.Variable(tensor, trainable=False)
+                          for tensor in tf.nest.flatten(states)]
+
+    def read(self, keep):
+        """The carried states times `keep` (0.0 restarts the stream from zero state)."""
+        return tf.nest.pack_sequence_as(self.structure,
+                                         [v.read_value() * keep for v in self.variables])
+
+    def write(self, states) -> None:
+        for variable, value in zip(self.variables, tf.nest.flatten(states)):
+            variable.assign(tf.stop_gradient(value))
 
 
 def build(settings, vocab_size: int) -> LanguageModel:

@@ -45,6 +45,8 @@ class SentimentSettings(CommonSettings):
     max_length: int = 256
     pooling: str = "max"
     members: int = 1
+    dropout: float = 0.3  # small labelled sets overfit within a few epochs
+    patience: int = 3
 
     def validate(self) -> None:
         super().validate()

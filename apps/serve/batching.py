@@ -43,14 +43,20 @@ class BatchingParameters:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_timeout_micros < 0:
-            raise ValueError(f"batch_timeout_micros must be 0 or more, got {self.batch_timeout_micros}")
+            raise ValueError(
+                f"batch_timeout_micros must be 0 or more, got {self.batch_timeout_micros}"
+            )
 
     def to_text(self) -> str:
         """The text proto TF Serving reads with `--enable_batching --batching_parameters_file`."""
         return "".join(
             f"{name} {{ value: {getattr(self, name)} }}\n"
-            for name in ("max_batch_size", "batch_timeout_micros", "num_batch_threads",
-                         "max_enqueued_batches")
+            for name in (
+                "max_batch_size",
+                "batch_timeout_micros",
+                "num_batch_threads",
+                "max_enqueued_batches",
+            )
         )
 
 
@@ -238,4 +244,7 @@ def batch_rows(inputs: Arrays) -> int | None:
 
 def _inner_shapes(inputs: Arrays) -> tuple:
     """Requests batch together only when every input agrees past the first dimension."""
-    return tuple((key, np.shape(value)[1:], np.asarray(value).dtype.str) for key, value in sorted(inputs.items()))
+    return tuple(
+        (key, np.shape(value)[1:], np.asarray(value).dtype.str)
+        for key, value in sorted(inputs.items())
+    )

@@ -55,7 +55,9 @@ def request_format(document: Mapping[str, Any]) -> str:
     return ROW if has_rows else COLUMNAR
 
 
-def decode_request(document: Mapping[str, Any], signature: Signature) -> tuple[str, dict[str, np.ndarray]]:
+def decode_request(
+    document: Mapping[str, Any], signature: Signature
+) -> tuple[str, dict[str, np.ndarray]]:
     """(format, {input key: array}) for a parsed predict body and its signature."""
     form = request_format(document)
     try:
@@ -85,7 +87,9 @@ def encode_response(form: str, outputs: Mapping[str, np.ndarray]) -> dict[str, A
         return {"predictions": to_json(key, value)}
     columns = {key: to_json(key, value) for key, value in sorted(outputs.items())}
     (rows,) = batch
-    return {"predictions": [{key: column[i] for key, column in columns.items()} for i in range(rows)]}
+    return {
+        "predictions": [{key: column[i] for key, column in columns.items()} for i in range(rows)]
+    }
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -215,13 +219,16 @@ def _converter(dtype: tf.DType, key: str):
 
         def to_bytes(item: Any) -> bytes:
             if isinstance(item, str):
-                return item.encode("utf-8", "surrogatepass")
+                try:
+                    return item.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate escape: not text
+                    return fail(item, 'valid Unicode text (send binary data as {"b64": ...})')
             if _is_b64(item) and isinstance(item["b64"], str):
                 try:
                     return base64.b64decode(item["b64"], validate=True)
                 except (binascii.Error, ValueError):
-                    fail(item, "valid base64 in {\"b64\": ...}")
-            return fail(item, "a string or {\"b64\": ...}")
+                    fail(item, 'valid base64 in {"b64": ...}')
+            return fail(item, 'a string or {"b64": ...}')
 
         return to_bytes
     if dtype.is_bool:

@@ -47,7 +47,7 @@ class LoadedVersion:
         name = name or SERVING_DEFAULT
         if name not in self.signatures:
             raise InvalidArgument(
-                f"Serving signature name: \"{name}\" not found in signature def; model "
+                f'Serving signature name: "{name}" not found in signature def; model '
                 f"'{self.name}' version {self.version} has {', '.join(sorted(self.signatures))}"
             )
         return self.signatures[name]
@@ -77,7 +77,7 @@ class Policy:
             return usable
         if self.kind == "specific":
             return [v for v in usable if v in self.versions]
-        return sorted(usable)[-max(1, self.num_versions):]
+        return sorted(usable)[-max(1, self.num_versions) :]
 
 
 @dataclass
@@ -96,8 +96,11 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
 
     signature_defs = read_signature_defs(path)
     module = tf.saved_model.load(str(path), tags=["serve"])
-    signatures = {key: Signature(key, signature_defs[key], function)
-                  for key, function in module.signatures.items() if key in signature_defs}
+    signatures = {
+        key: Signature(key, signature_defs[key], function)
+        for key, function in module.signatures.items()
+        if key in signature_defs
+    }
     if not signatures:
         raise ValueError(f"{path} has no serving signatures")
     return LoadedVersion(name, version, Path(path), signature_defs, signatures, module)
@@ -118,8 +121,13 @@ def warm_up(loaded: LoadedVersion) -> None:
         try:
             signature.run(signature.warm_up_inputs())
         except InvalidArgument as exc:
-            log.info("Warm-up of %s/%s %s: inputs refused (%s)", loaded.name, loaded.version,
-                     signature.name, exc.message[:120])
+            log.info(
+                "Warm-up of %s/%s %s: inputs refused (%s)",
+                loaded.name,
+                loaded.version,
+                signature.name,
+                exc.message[:120],
+            )
 
 
 def read_warmup_requests(path: Path) -> list[tuple[str, dict[str, np.ndarray]]]:
@@ -151,8 +159,9 @@ def read_policies(base_path: Path) -> dict[str, tuple[Path, Policy]]:
     from tensorflow_serving.config import model_server_config_pb2
 
     try:
-        config = text_format.Parse(config_file.read_text(encoding="utf-8"),
-                                   model_server_config_pb2.ModelServerConfig())
+        config = text_format.Parse(
+            config_file.read_text(encoding="utf-8"), model_server_config_pb2.ModelServerConfig()
+        )
     except (text_format.ParseError, UnicodeDecodeError, OSError) as exc:
         log.warning("Ignoring %s: %s", config_file, exc)
         return {}
@@ -166,7 +175,9 @@ def read_policies(base_path: Path) -> dict[str, tuple[Path, Policy]]:
         if choice == "all":
             policy = Policy("all")
         elif choice == "specific":
-            policy = Policy("specific", versions=tuple(entry.model_version_policy.specific.versions))
+            policy = Policy(
+                "specific", versions=tuple(entry.model_version_policy.specific.versions)
+            )
         elif choice == "latest":
             policy = Policy("latest", max(1, entry.model_version_policy.latest.num_versions))
         found[entry.name] = (local, policy)
@@ -224,17 +235,24 @@ class ModelRegistry:
                 if status is not None and status.state in ("START", "LOADING"):
                     raise Unavailable(f"Version {version} of model '{name}' is still loading")
                 if status is not None and status.error_message:
-                    raise NotFound(f"Version {version} of model '{name}' failed to load: "
-                                   f"{status.error_message}")
+                    raise NotFound(
+                        f"Version {version} of model '{name}' failed to load: "
+                        f"{status.error_message}"
+                    )
                 raise NotFound(f"Servable not found for request: Specific({name}, {version})")
             if model.loaded:
                 return model.loaded[max(model.loaded)]
             if any(s.state in ("START", "LOADING") for s in model.status.values()):
                 raise Unavailable(f"Model '{name}' is loading: retry shortly")
-            errors = [f"version {v}: {s.error_message}" for v, s in sorted(model.status.items())
-                      if s.error_message]
-            raise NotFound(f"Servable not found for request: Latest({name})"
-                           + (f"; {'; '.join(errors)}" if errors else ""))
+            errors = [
+                f"version {v}: {s.error_message}"
+                for v, s in sorted(model.status.items())
+                if s.error_message
+            ]
+            raise NotFound(
+                f"Servable not found for request: Latest({name})"
+                + (f"; {'; '.join(errors)}" if errors else "")
+            )
 
     def statuses(self, name: str, version: int | None = None) -> list[VersionStatus]:
         """Version states, newest first, as GetModelStatus reports them."""
@@ -268,7 +286,9 @@ class ModelRegistry:
             for name in sorted(found):
                 self._update(self._models[name])
 
-    def _discover(self, policies: Mapping[str, tuple[Path, Policy]]) -> dict[str, tuple[Path, Policy]]:
+    def _discover(
+        self, policies: Mapping[str, tuple[Path, Policy]]
+    ) -> dict[str, tuple[Path, Policy]]:
         found: dict[str, tuple[Path, Policy]] = {}
         if self.base_path.is_dir():
             for child in sorted(self.base_path.iterdir()):
@@ -313,7 +333,9 @@ class ModelRegistry:
             loaded = self._loader(model.name, version, path)
             self._warmer(loaded)
         except Exception as exc:  # noqa: BLE001 - any failure is this version's status
-            message = exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
+            message = (
+                exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
+            )
             message = " ".join(message.split())[:500]
             log.error("Version %d of model %s failed to load: %s", version, model.name, message)
             with self._lock:

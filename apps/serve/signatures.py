@@ -37,7 +37,9 @@ class TensorSpec:
     @classmethod
     def from_tensor_info(cls, key: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
         dims = info.tensor_shape
-        shape = None if dims.unknown_rank else tuple(d.size if d.size >= 0 else None for d in dims.dim)
+        shape = (
+            None if dims.unknown_rank else tuple(d.size if d.size >= 0 else None for d in dims.dim)
+        )
         return cls(key, tf.as_dtype(info.dtype), shape)
 
     def describe(self) -> str:
@@ -113,8 +115,12 @@ class Signature:
     ) -> None:
         self.name = name
         self.method_name = signature_def.method_name
-        self.inputs = {k: TensorSpec.from_tensor_info(k, v) for k, v in signature_def.inputs.items()}
-        self.outputs = {k: TensorSpec.from_tensor_info(k, v) for k, v in signature_def.outputs.items()}
+        self.inputs = {
+            k: TensorSpec.from_tensor_info(k, v) for k, v in signature_def.inputs.items()
+        }
+        self.outputs = {
+            k: TensorSpec.from_tensor_info(k, v) for k, v in signature_def.outputs.items()
+        }
         self._function = function
 
     @property
@@ -141,7 +147,8 @@ class Signature:
             if spec.shape is None:
                 continue
             if len(shape) != len(spec.shape) or any(
-                want is not None and want != got for want, got in zip(spec.shape, shape, strict=True)
+                want is not None and want != got
+                for want, got in zip(spec.shape, shape, strict=True)
             ):
                 raise InvalidArgument(
                     f"Input '{key}' of signature '{self.name}' must have shape "
@@ -152,7 +159,9 @@ class Signature:
         """Call the signature; TF failures become ServingErrors with TF's status code."""
         self.check_inputs(inputs)
         try:
-            tensors = {key: tf.constant(inputs[key], dtype=spec.dtype) for key, spec in self.inputs.items()}
+            tensors = {
+                key: tf.constant(inputs[key], dtype=spec.dtype) for key, spec in self.inputs.items()
+            }
             outputs = self._function(**tensors)
             return {key: value.numpy() for key, value in outputs.items()}
         except ServingError:

@@ -1,0 +1,184 @@
+"""Scoring and generation as TensorFlow graphs, shared by the CLI and the SavedModel.
+
+One implementation serves both paths: the CLI calls `Stepper` (one compiled step per
+token, so text can stream to the terminal) and the export wraps `generate_loop` (the
+same step inside a `tf.while_loop`, so TF Serving generates with no client loop).
+Both read the prompt one token at a time through `LanguageModel.step`, so greedy
+decoding gives the same text either way. Sampling noise comes from stateless
+generators seeded per row and position: the same seed gives the same text.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from pipelines.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # never generated
+SCORE_CHUNK = 1024  # tokens per step of the scoring loop: bounds memory on long texts
+MAX_NEW_TOKENS = 10_000  # per request in the exported graph
+
+
+# ------------------------------------------------------------------------------ scoring
+
+
+def log_likelihood(model, ids, lengths, chunk: int = SCORE_CHUNK):
+    """Natural-log likelihood of each row of `ids` [N, L] (right padded), read as a stream.
+
+    Row r is predicted from the begin id onwards: token t given tokens before it, for
+    t < lengths[r]. The sequence is read in chunks with the state carried, which is
+    the same arithmetic as one pass but with memory bounded by `chunk`.
+    Returns float64 [N].
+    """
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    rows, steps = tf.shape(ids)[0], tf.shape(ids)[1]
+    padded_steps = (steps + chunk - 1) // chunk * chunk
+    targets = tf.pad(ids, [[0, 0], [0, padded_steps - steps]])
+    inputs = tf.concat([tf.fill([rows, 1], BOS_ID), targets[:, :-1]], axis=1)
+    weights = tf.cast(tf.range(padded_steps)[None, :] < lengths[:, None], tf.float32)
+
+    def body(start, states, total):
+        piece = slice(None), slice(start, start + chunk)  # noqa: B023
+        logits, states = model.run(inputs[piece], states, training=False)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets[piece], logits)
+        total += tf.cast(tf.reduce_sum(nll * weights[piece], axis=1), tf.float64)
+        return start + chunk, states, total
+
+    _, _, total = tf.while_loop(lambda start, *_: start < padded_steps, body,
+                                (0, model.zero_states(rows), tf.zeros([rows], tf.float64)))
+    return -total
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def _gumbel(seed, position, vocab_size):
+    pair = tf.stack([seed, tf.cast(position, tf.int64)])
+    uniform = tf.random.stateless_uniform([vocab_size], pair, minval=1e-20, maxval=1.0)
+    return -tf.math.log(-tf.math.log(uniform))
+
+
+def _row_noise(seeds, position, vocab_size):
+    """Gumbel noise [N, V], row r drawn from the stateless seed (seeds[r], position)."""
+    return tf.cond(
+        tf.shape(seeds)[0] == 1,
+        lambda: _gumbel(seeds[0], position, vocab_size)[None, :],
+        lambda: tf.map_fn(lambda seed: _gumbel(seed, position, vocab_size), seeds,
+                          fn_output_signature=tf.float32))
+
+
+def _sample(logits, temperature, top_k, top_p, seeds, position):
+    vocab_size = tf.shape(logits)[-1]
+    scaled = logits / tf.maximum(temperature, 1e-6)[:, None]
+    ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab_size), vocab_size)
+    kth_best = tf.gather(ranked, k - 1, batch_dims=1)
+    p = tf.where((top_p > 0) & (top_p < 1), top_p, 2.0)
+    before = tf.math.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)
+    nucleus_min = tf.reduce_min(tf.where(before < p[:, None], ranked, ranked[:, :1]), axis=-1)
+    threshold = tf.maximum(kth_best, nucleus_min)
+    kept = tf.where(scaled >= threshold[:, None], scaled, tf.float32.min)
+    noise = _row_noise(seeds, position, vocab_size)
+    return tf.argmax(kept + noise, axis=-1, output_type=tf.int32)
+
+
+def next_tokens(logits, temperature, top_k, top_p, seeds, position):
+    """The next id of every row: greedy where temperature <= 0, else sampled.
+
+    Args (per row, shape [N]): temperature; top_k (0 or less: off) keeps the k most
+    likely tokens; top_p (off outside (0, 1)) keeps the smallest set whose
+    probability reaches p; seeds (int64). `position` (scalar) varies the noise by step.
+    Sampling uses the Gumbel-max trick: argmax(logits / T + Gumbel noise).
+    """
+    vocab_size = tf.shape(logits)[-1]
+    special = tf.scatter_nd([[i] for i in SPECIAL_IDS], tf.ones([len(SPECIAL_IDS)], tf.bool),
+                            [vocab_size])
+    logits = tf.where(special[None, :], tf.float32.min, logits)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    sampled = tf.cond(tf.reduce_any(temperature > 0),
+                      lambda: _sample(logits, temperature, top_k, top_p, seeds, position),
+                      lambda: greedy)
+    return tf.where(temperature > 0, sampled, greedy)
+
+
+def run_steps(model, states, forced, forced_lengths, total, start, previous, temperature,
+              top_k, top_p, seeds):
+    """`total` steps of generation: returns (choices [N, total], states, last choice [N]).
+
+    Step t feeds row r its forced token forced[r, t] while t < forced_lengths[r] (the
+    prompt), else its own previous choice; then picks the next token at position
+    start + t. Used for the prompt, for the CLI's chunks and for the exported loop.
+    """
+    rows = tf.shape(previous)[0]
+    forced = tf.pad(forced, [[0, 0], [0, tf.maximum(1 - tf.shape(forced)[1], 0)]])
+    width = tf.shape(forced)[1]  # at least one column, for the gather below
+
+    def body(t, states, previous, choices):
+        from_forced = tf.gather(forced, tf.minimum(t, width - 1), axis=1)
+        ids = tf.where(t < forced_lengths, from_forced, previous)
+        logits, states = model.step(ids, states)
+        chosen = next_tokens(logits, temperature, top_k, top_p, seeds, start + t)
+        return t + 1, states, chosen, choices.write(t, chosen)
+
+    _, states, last, choices = tf.while_loop(
+        lambda t, *_: t < total, body,
+        (0, states, previous, tf.TensorArray(tf.int32, size=total, element_shape=[None])))
+    choices = tf.transpose(tf.reshape(choices.stack(), [total, rows]))
+    return choices, states, last
+
+
+def state_specs(model, batch=None):
+    """TensorSpecs matching `model.zero_states(batch)`."""
+    return tf.nest.map_structure(
+        lambda t: tf.TensorSpec([t.shape[0], batch, t.shape[2]], t.dtype),
+        model.zero_states(1))
+
+
+class Stepper:
+    """Compiled generation in chunks, for the CLI: the state is carried between calls.
+
+    `run(states, forced, forced_lengths, total, start, previous, ...)` is `run_steps`
+    as one tf.function, traced once: the CLI feeds the prompt with it, then asks for
+    a few tokens at a time and streams them, so per-call overhead is shared by a
+    chunk while every token still comes from one `LanguageModel.step`.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
+        scalar = tf.TensorSpec([], tf.int32)
+        self.run = tf.function(
+            lambda *args: run_steps(model, *args),
+            input_signature=[state_specs(model), tf.TensorSpec([None, None], tf.int32),
+                             vector(tf.int32), scalar, scalar, vector(tf.int32),
+                             vector(tf.float32), vector(tf.int32), vector(tf.float32),
+                             vector(tf.int64)])
+
+    def warm_up(self) -> None:
+        """Trace the loop now, so timing and the first tokens do not wait for it."""
+        one = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
+        self.run(self.model.zero_states(1), tf.zeros([1, 1], tf.int32), one(1, tf.int32), 1, 0,
+                 one(PAD_ID, tf.int32), one(1.0, tf.float32), one(0, tf.int32),
+                 one(1.0, tf.float32), one(0, tf.int64))
+
+
+# ----------------------------------------------------------------- generation in graph
+
+
+def generate_loop(model, prompt_ids, prompt_lengths, max_new, temperature, top_k, top_p,
+                  seeds):
+    """Generated ids (ragged [N, None]) for prompts already tokenised, begin id included.
+
+    `prompt_ids` [N, P] right padded, `prompt_lengths` [N] (>= 1: the begin id),
+    `max_new` [N]. Row r reads its prompt, then its own samples; the choice made at
+    position length - 1 + j is its new token j.
+    """
+    rows = tf.shape(prompt_ids)[0]
+    max_new = tf.clip_by_value(max_new, 0, MAX_NEW_TOKENS)
+    last = prompt_lengths - 1 + max_new  # steps each row needs
+    total = tf.reduce_max(tf.concat([last, [0]], axis=0))
+    choices, _, _ = run_steps(model, model.zero_states(rows), prompt_ids, prompt_lengths, total,
+                              0, tf.fill([rows], PAD_ID), temperature, top_k, top_p, seeds)
+    position = tf.range(total)[None, :]
+    keep = (position >= prompt_lengths[:, None] - 1) & (position < last[:, None])
+    return tf.ragged.boolean_mask(choices, keep)

@@ -1,0 +1,75 @@
+"""The exported language model's signatures: raw strings in, generated text or scores out.
+
+Tokenisation and detokenisation run inside the graph on the CPU (SentencePiece has
+no GPU kernel, see SERVING.md), with only core TensorFlow and tensorflow-text ops:
+
+- `serving_default`: prompt, max_tokens, temperature -> text (prompt included). The
+  generation loop is a `tf.while_loop` in the graph, so TF Serving needs no client loop.
+- `generate`: the same plus top_k, top_p and seed -> text, tokens, unknown (the
+  prompt's unknown tokens); what `apps lm generate` calls on a SavedModel.
+- `score`: text -> log_likelihood (natural log, summed over the text's tokens read
+  from the begin id), tokens, chars; `apps lm evaluate` on a SavedModel.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from apps.lm import decoding
+from pipelines.tokenizer import BOS_ID, PAD_ID, UNK_ID
+
+
+def _strings(name):
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+def signatures(model, tokenizer) -> dict:
+    """tf.functions for `apps.export.export_saved_model`; `tokenizer` is the graph one."""
+
+    def tokenize(text):
+        with tf.device("/CPU:0"):
+            return tokenizer.tokenize(text)
+
+    def run_generation(prompt, max_tokens, temperature, top_k, top_p, seed):
+        ids = tokenize(prompt)
+        begin = tf.fill([ids.nrows(), 1], BOS_ID)
+        prompt_ids = tf.concat([begin, ids.to_tensor(default_value=PAD_ID)], axis=1)
+        lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
+        new_ids = decoding.generate_loop(model, prompt_ids, lengths, max_tokens, temperature,
+                                         top_k, top_p, seed)
+        with tf.device("/CPU:0"):
+            continuation = tokenizer.detokenize(new_ids)
+        unknown = tf.reduce_sum(tf.cast(tf.equal(ids, UNK_ID), tf.int32), axis=1)
+        return {"text": tf.strings.join([prompt, continuation]),
+                "tokens": tf.cast(new_ids.row_lengths(), tf.int32), "unknown": unknown}
+
+    @tf.function(input_signature=[
+        _strings("prompt"), tf.TensorSpec([None], tf.int32, name="max_tokens"),
+        tf.TensorSpec([None], tf.float32, name="temperature")])
+    def serving_default(prompt, max_tokens, temperature):
+        rows = tf.shape(prompt)[0]
+        seed = tf.random.uniform([rows], maxval=tf.int64.max, dtype=tf.int64)
+        out = run_generation(prompt, max_tokens, temperature, tf.zeros([rows], tf.int32),
+                             tf.ones([rows], tf.float32), seed)
+        return {"text": out["text"]}
+
+    @tf.function(input_signature=[
+        _strings("prompt"), tf.TensorSpec([None], tf.int32, name="max_tokens"),
+        tf.TensorSpec([None], tf.float32, name="temperature"),
+        tf.TensorSpec([None], tf.int32, name="top_k"),
+        tf.TensorSpec([None], tf.float32, name="top_p"),
+        tf.TensorSpec([None], tf.int64, name="seed")])
+    def generate(prompt, max_tokens, temperature, top_k, top_p, seed):
+        return run_generation(prompt, max_tokens, temperature, top_k, top_p, seed)
+
+    @tf.function(input_signature=[_strings("text")])
+    def score(text):
+        ids = tokenize(text)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(default_value=PAD_ID)
+        total = decoding.log_likelihood(model, dense, lengths)
+        chars = tf.strings.length(text, unit="UTF8_CHAR")
+        return {"log_likelihood": tf.cast(total, tf.float32), "tokens": lengths,
+                "chars": tf.cast(chars, tf.int32)}
+
+    return {"serving_default": serving_default, "generate": generate, "score": score}

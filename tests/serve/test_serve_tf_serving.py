@@ -1,0 +1,147 @@
+"""What stock TF Serving needs: only its ops, the tokeniser on the CPU, atomic versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from serve_helpers import ROOT
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from apps.layout import list_versions
+from apps.serve.signatures import read_signature_defs
+
+LIST_OPS = """
+import json
+from tensorflow.core.framework import op_def_pb2
+from tensorflow.python.client import pywrap_tf_session as c_api
+
+def registered():
+    buffer = c_api.TF_GetAllOpList()
+    try:
+        ops = op_def_pb2.OpList.FromString(c_api.TF_GetBuffer(buffer))
+    finally:
+        c_api.TF_DeleteBuffer(buffer)
+    return {op.name for op in ops.op}
+
+core = registered()
+import tensorflow_text  # noqa: E402,F401
+print(json.dumps({"core": sorted(core), "text": sorted(registered() - core)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def op_registry():
+    """Ops registered by plain TensorFlow, and those tensorflow-text adds (a fresh process)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    output = subprocess.run(
+        [sys.executable, "-c", LIST_OPS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    ).stdout
+    found = json.loads(output.strip().splitlines()[-1])
+    return set(found["core"]), set(found["text"])
+
+
+def graph_nodes(version_dir):
+    """(function or 'graph', node) for every node of the serving MetaGraph and its functions."""
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (version_dir / "saved_model.pb").read_bytes()
+    )
+    (meta_graph,) = saved_model.meta_graphs
+    library = meta_graph.graph_def.library
+    functions = {function.signature.name for function in library.function}
+    nodes = [("graph", node) for node in meta_graph.graph_def.node]
+    nodes += [(f.signature.name, node) for f in library.function for node in f.node_def]
+    return nodes, functions, meta_graph
+
+
+def test_exported_graphs_hold_only_tf_serving_ops(exported, op_registry):
+    core, text = op_registry
+    assert "SentencepieceOp" in text and "SentencepieceOp" not in core
+    for version_dir in (exported / "sentiment").iterdir():
+        if not version_dir.name.isdigit():
+            continue
+        nodes, functions, _ = graph_nodes(version_dir)
+        ops = {node.op for _, node in nodes} - functions  # calls of the graph's own functions
+        assert not ops - core - text, f"ops stock TF Serving lacks: {sorted(ops - core - text)}"
+        assert ops & text, "the tokeniser should be inside the graph"
+
+
+def test_the_tokeniser_is_placed_on_the_cpu(exported, op_registry):
+    _, text = op_registry
+    nodes, _, meta_graph = graph_nodes(exported / "sentiment" / "1")
+    tokeniser = [(where, node) for where, node in nodes if node.op in text]
+    assert {node.op for _, node in tokeniser} >= {"SentencepieceOp", "SentencepieceTokenizeOp"}
+    for where, node in tokeniser:
+        assert "CPU" in node.device.upper(), f"{node.op} {node.name} in {where}: {node.device!r}"
+    resources = [n.resource for n in meta_graph.object_graph_def.nodes if n.HasField("resource")]
+    assert resources and all("CPU" in r.device.upper() for r in resources)
+
+
+EXPORT_LOOP = """
+import sys
+from pathlib import Path
+from apps.sentiment import task
+run, base = Path(sys.argv[1]), Path(sys.argv[2])
+while True:
+    print(task.export(run, base, "sentiment").name, flush=True)
+"""
+
+
+def test_exports_killed_at_random_moments_leave_only_complete_versions(
+    tmp_path, serve_run, in_process
+):
+    base, rng = tmp_path / "models", random.Random(int(time.time()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    kills = []
+    for _ in range(3):
+        process = subprocess.Popen(
+            [sys.executable, "-c", EXPORT_LOOP, str(serve_run), str(base)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(
+            target=lambda p=process: [lines.put(x) for x in p.stdout], daemon=True
+        ).start()
+        lines.get(timeout=180)  # one export done: later ones are under way when we kill
+        delay = rng.uniform(0.0, 3.0)
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+        kills.append(round(delay, 2))
+    numeric = [p for p in (base / "sentiment").iterdir() if p.name.isdigit()]
+    assert len(numeric) >= 3, kills
+    assert sorted(int(p.name) for p in numeric) == list_versions(base / "sentiment")
+    text_format.Parse(
+        (base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
+    import tensorflow_text  # noqa: F401
+
+    expected = in_process(["still the same model"])
+    for version_dir in numeric:
+        assert "serving_default" in read_signature_defs(version_dir), version_dir
+        assert (version_dir / "variables" / "variables.index").is_file()
+        assert json.loads((version_dir / "assets" / "metadata.json").read_text())["task"]
+        signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        scores = signature(text=tf.constant(["still the same model"]))["scores"].numpy()
+        np.testing.assert_allclose(scores, expected["scores"], rtol=1e-6, err_msg=f"{kills}")
