@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from apps.layers import RecurrentEncoder
+from apps.lm import recurrence
 
 
 @keras.saving.register_keras_serializable(package="apps")
@@ -66,7 +67,12 @@ class LanguageModel(keras.Model):
     def run(self, ids, states=None, training=None):
         """ids [B, T] -> (logits [B, T, V], final states); `states` continues a stream."""
         x = self.embedding_dropout(self.embedding(ids), training=training)
-        sequence, states = self.encoder(x, training=training, initial_states=states)
+        if not self.encoder.built:
+            self.encoder.build(x.shape)
+        if self.encoder._use_fused():  # CPU: the recurrence with a hand-written gradient
+            sequence, states = recurrence.encode(self.encoder, x, states, training)
+        else:  # GPU: stock Keras layers (cuDNN)
+            sequence, states = self.encoder(x, training=training, initial_states=states)
         return self._logits(sequence, training), states
 
     def step(self, ids, states):

@@ -149,14 +149,14 @@ def _decode_inputs(inputs: Any, specs: Mapping[str, TensorSpec]) -> dict[str, np
 
 def _stack(values: list, spec: TensorSpec, key: str) -> np.ndarray:
     """One array from per-instance values, which must all have the same shape."""
-    rows = [to_array(value, spec.dtype, key) for value in values]
-    shapes = {row.shape for row in rows}
-    if len(shapes) != 1:
+    try:
+        return to_array(values, spec.dtype, key)
+    except InvalidArgument as error:
+        if "ragged" not in error.message:
+            raise
         raise InvalidArgument(
-            f"Expecting tensors of input '{key}' to have the same shape in every instance, "
-            f"got {sorted(shapes)}"
-        )
-    return np.stack(rows)
+            f"Expecting tensors of input '{key}' to have the same shape in every instance"
+        ) from None
 
 
 def to_array(value: Any, dtype: tf.DType, key: str) -> np.ndarray:

@@ -42,7 +42,7 @@ class PayloadTooLarge(ServingError):
 
 
 def json_response(document: object, status: int = 200, close: bool = False) -> web.Response:
-    body = json.dumps(document, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     response = web.Response(body=body, status=status, content_type="application/json")
     if close:
         response.force_close()  # do not drain a refused body to keep the connection

@@ -104,15 +104,13 @@ while True:
 """
 
 
-def test_exports_killed_at_random_moments_leave_only_complete_versions(
-    tmp_path, serve_run, in_process
-):
-    base, rng = tmp_path / "models", random.Random(int(time.time()))
+def kill_exports_at_random(run_dir, base, rounds: int, rng: random.Random) -> list[float]:
+    """Start an export loop `rounds` times; kill -9 it a random moment after its first export."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    kills = []
-    for _ in range(3):
+    delays = []
+    for _ in range(rounds):
         process = subprocess.Popen(
-            [sys.executable, "-c", EXPORT_LOOP, str(serve_run), str(base)],
+            [sys.executable, "-c", EXPORT_LOOP, str(run_dir), str(base)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -120,28 +118,53 @@ def test_exports_killed_at_random_moments_leave_only_complete_versions(
             text=True,
         )
         lines: queue.Queue = queue.Queue()
-        threading.Thread(
-            target=lambda p=process: [lines.put(x) for x in p.stdout], daemon=True
-        ).start()
+
+        def read(process=process, lines=lines):
+            for line in process.stdout:
+                lines.put(line)
+
+        threading.Thread(target=read, daemon=True).start()
         lines.get(timeout=180)  # one export done: later ones are under way when we kill
-        delay = rng.uniform(0.0, 3.0)
-        time.sleep(delay)
+        delays.append(round(rng.uniform(0.0, 3.0), 2))
+        time.sleep(delays[-1])
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
-        kills.append(round(delay, 2))
-    numeric = [p for p in (base / "sentiment").iterdir() if p.name.isdigit()]
-    assert len(numeric) >= 3, kills
-    assert sorted(int(p.name) for p in numeric) == list_versions(base / "sentiment")
+    return delays
+
+
+def check_versions_complete(base, in_process, delays) -> None:
+    """Every numeric version loads and answers as the exported run does; nothing half-written."""
+    import tensorflow_text  # noqa: F401
+
+    model_dir = base / "sentiment"
+    numeric = [p for p in model_dir.iterdir() if p.name.isdigit()]
+    leftovers = [p.name for p in model_dir.iterdir() if not p.name.isdigit()]
+    context = f"kills after {delays}s; leftover temporary directories {leftovers}"
+    assert len(numeric) >= len(delays), context
+    assert sorted(int(p.name) for p in numeric) == list_versions(model_dir), context
     text_format.Parse(
         (base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig()
     )
-    import tensorflow_text  # noqa: F401
-
     expected = in_process(["still the same model"])
     for version_dir in numeric:
-        assert "serving_default" in read_signature_defs(version_dir), version_dir
-        assert (version_dir / "variables" / "variables.index").is_file()
+        assert "serving_default" in read_signature_defs(version_dir), context
+        assert (version_dir / "variables" / "variables.index").is_file(), context
         assert json.loads((version_dir / "assets" / "metadata.json").read_text())["task"]
         signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
         scores = signature(text=tf.constant(["still the same model"]))["scores"].numpy()
-        np.testing.assert_allclose(scores, expected["scores"], rtol=1e-6, err_msg=f"{kills}")
+        np.testing.assert_allclose(scores, expected["scores"], rtol=1e-6, err_msg=context)
+
+
+def test_exports_killed_at_random_moments_leave_only_complete_versions(
+    tmp_path, serve_run, in_process
+):
+    rng = random.Random(int(time.time()))
+    delays = kill_exports_at_random(serve_run, tmp_path / "models", 2, rng)
+    check_versions_complete(tmp_path / "models", in_process, delays)
+
+
+@pytest.mark.slow
+def test_many_killed_exports_leave_only_complete_versions(tmp_path, serve_run, in_process):
+    rng = random.Random(int(time.time()))
+    delays = kill_exports_at_random(serve_run, tmp_path / "models", 10, rng)
+    check_versions_complete(tmp_path / "models", in_process, delays)
