@@ -71,18 +71,13 @@ def cli(ctx, debug):
 
 
 def _register() -> None:
+    """Attach each app's command group, imported only after TensorFlow's start-up noise is hushed."""
+    from apps.lm.cli import lm
     from apps.sentiment.cli import sentiment
+    from apps.serve.cli import models, serve
 
-    cli.add_command(sentiment)
-    for module, names in (("apps.lm.cli", ["lm"]), ("apps.serve.cli", ["serve", "models"])):
-        try:
-            imported = __import__(module, fromlist=names)
-        except ModuleNotFoundError as error:
-            if error.name and error.name.startswith(module.rsplit(".", 1)[0]):
-                continue  # that app is not part of this build yet
-            raise
-        for name in names:
-            cli.add_command(getattr(imported, name))
+    for command in (sentiment, lm, serve, models):
+        cli.add_command(command)
 
 
 def main() -> None:

@@ -4,16 +4,19 @@
 with dropout and residual connections between layers) and honours masks of
 right-padded batches. Its weights live in stock Keras recurrent layers whose
 arguments stay cuDNN-eligible, so on a GPU Keras runs them with cuDNN. On a CPU
-it runs a fused recurrence over the same weights instead: the input projection
-for all time steps is one matrix product, and both directions of a bidirectional
-layer advance in the same loop iteration. `step` runs one time step with explicit
-state, which is what generation and beam search need.
+it runs `apps.recurrence` over the same weights instead: the input projection
+for all time steps is one matrix product, both directions of a bidirectional
+layer advance in the same loop iteration, and the gradient is written by hand.
+`step` runs one time step with explicit state, which is what generation and beam
+search need.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from apps import recurrence
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 POOLINGS = ("last", "mean", "max", "attention")
@@ -38,7 +41,7 @@ def num_states(cell: str) -> int:
     return 2 if cell == "lstm" else 1
 
 
-# --------------------------------------------------------------------- fused recurrence
+# ------------------------------------------------------------------------- one step
 
 
 def cell_step(cell: str, projected, states, recurrent_kernel, recurrent_bias=None):
@@ -68,29 +71,6 @@ def cell_step(cell: str, projected, states, recurrent_kernel, recurrent_bias=Non
     return h, (h,)
 
 
-def fused_recurrence(cell: str, projected, mask, recurrent_kernel, recurrent_bias, states):
-    """Run `cell_step` over time. `projected` [T, K, B, G] time-major, `mask` [T, B] bool.
-
-    Padded steps keep the previous state and output zeros. TensorArrays (not
-    slicing) carry the per-step tensors, so the gradient stays linear in T.
-    """
-    steps = tf.shape(projected)[0]
-    inputs = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
-    masks = tf.TensorArray(tf.bool, size=steps).unstack(mask)
-    outputs = tf.TensorArray(projected.dtype, size=steps)
-
-    def body(t, states, outputs):
-        keep = masks.read(t)[None, :, None]
-        output, new_states = cell_step(cell, inputs.read(t), states, recurrent_kernel,
-                                       recurrent_bias)
-        states = tuple(tf.where(keep, new, old) for new, old in zip(new_states, states))
-        outputs = outputs.write(t, tf.where(keep, output, tf.zeros_like(output)))
-        return t + 1, states, outputs
-
-    _, states, outputs = tf.while_loop(lambda t, *_: t < steps, body, (0, tuple(states), outputs))
-    return outputs.stack(), states
-
-
 # --------------------------------------------------------------------------- encoder
 
 
@@ -106,10 +86,11 @@ class RecurrentEncoder(keras.layers.Layer):
         dropout: dropout rate on the inputs of every layer after the first.
         residual: add each layer's input to its output where the sizes match.
         implementation: "keras" (stock layers: cuDNN on a GPU), "fused" (the CPU
-            recurrence above), or "auto": "keras" when a GPU is visible, else "fused".
+            recurrence of `apps.recurrence`), or "auto": "keras" when a GPU is
+            visible, else "fused".
 
     Call with `inputs` [B, T, D] and `mask` [B, T] (True for real tokens, right
-    padded); returns (sequence [B, T, units * directions], states), where the states
+    padded; None when nothing is padded); returns (sequence [B, T, units * directions], states), where the states
     are one tuple per layer of [directions, B, units] tensors (h, and c for an LSTM):
     the form `initial_states`, `zero_states` and `step` use too. `last_output(states)`
     gives the top layer's final h of every direction side by side.
@@ -169,21 +150,30 @@ class RecurrentEncoder(keras.layers.Layer):
             recurrent_bias = None
         return kernels, input_bias, recurrent, recurrent_bias
 
-    def _fused_layer(self, layer, inputs, mask, lengths, initial_states):
+    def _fused_layer(self, layer, inputs, mask, initial_states):
+        """One layer through `apps.recurrence`; `mask` None means nothing is padded."""
         kernels, input_bias, recurrent, recurrent_bias = self._weights(layer)
         time_major = tf.transpose(inputs, [1, 0, 2])
+        lengths = None if mask is None else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+
+        def reverse(sequence):  # each row's real tokens, last first; padding stays at the end
+            if lengths is None:
+                return tf.reverse(sequence, axis=[0])
+            return tf.reverse_sequence(sequence, lengths, seq_axis=0, batch_axis=1)
+
         projected = [tf.matmul(time_major, kernels[0]) + input_bias[0]]
         if self.bidirectional:
-            backwards = tf.reverse_sequence(time_major, lengths, seq_axis=0, batch_axis=1)
-            projected.append(tf.matmul(backwards, kernels[1]) + input_bias[1])
+            projected.append(tf.matmul(reverse(time_major), kernels[1]) + input_bias[1])
         projected = tf.stack(projected, axis=1)  # [T, K, B, G]
-        outputs, states = fused_recurrence(self.cell, projected, tf.transpose(mask),
-                                           recurrent, recurrent_bias, initial_states)
+        time_mask = None if mask is None else tf.transpose(mask)
+        outputs, states = recurrence.run(self.cell, projected, time_mask, recurrent,
+                                         recurrent_bias, initial_states)
+        if time_mask is not None:
+            outputs = outputs * tf.cast(time_mask, outputs.dtype)[:, None, :, None]
         sequence = [outputs[:, 0]]
         if self.bidirectional:
-            sequence.append(tf.reverse_sequence(outputs[:, 1], lengths, seq_axis=0, batch_axis=1))
-        sequence = tf.transpose(tf.concat(sequence, axis=-1), [1, 0, 2])
-        return sequence, tuple(states)
+            sequence.append(reverse(outputs[:, 1]))
+        return tf.transpose(tf.concat(sequence, axis=-1), [1, 0, 2]), states
 
     def _keras_layer(self, layer, inputs, mask, initial_states, training):
         sequences, finals = [], []
@@ -209,20 +199,18 @@ class RecurrentEncoder(keras.layers.Layer):
 
     def call(self, inputs, mask=None, training=None, initial_states=None):
         inputs = tf.convert_to_tensor(inputs)
-        batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
-        if mask is None:
-            mask = tf.ones([batch, steps], dtype=tf.bool)
-        mask = tf.cast(mask, tf.bool)
-        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        if mask is not None:
+            mask = tf.cast(mask, tf.bool)
         if initial_states is None:
-            initial_states = self.zero_states(batch, inputs.dtype)
+            initial_states = self.zero_states(tf.shape(inputs)[0], inputs.dtype)
         fused = self._use_fused()
+        if mask is None and not fused:
+            mask = tf.ones(tf.shape(inputs)[:2], dtype=tf.bool)
         x, finals = inputs, []
         for layer in range(self.num_layers):
             layer_input = self.dropouts[layer](x, training=training) if layer else x
             if fused:
-                out, final = self._fused_layer(layer, layer_input, mask, lengths,
-                                               initial_states[layer])
+                out, final = self._fused_layer(layer, layer_input, mask, initial_states[layer])
             else:
                 out, final = self._keras_layer(layer, layer_input, mask, initial_states[layer],
                                                training)

@@ -38,8 +38,11 @@ def lm():
               "text feature].")
 @click.option("--valid-fraction", type=float, help="Share of --data held out without "
               "--valid.  [default: 0.1]")
+@click.option("--tokenizer", type=click.Choice(task.TOKENIZERS), help="SentencePiece model "
+              "type trained on the training data; each reproduces the text exactly.  "
+              "[default: char]")
 @click.option("--sequence-length", type=int, help="Tokens per segment: gradients flow back "
-              "this far (truncated backpropagation through time).  [default: 128]")
+              "this far (truncated backpropagation through time).  [default: 64]")
 @click.option("--stateful/--no-stateful", default=None, help="Carry the recurrent state "
               "from one segment to the next (the batch rows are consecutive parts of the "
               "text).  [default: on]")
@@ -47,11 +50,11 @@ def lm():
               "embedding matrix with the output layer (with a projection when --units "
               "differs from --embedding-dim).  [default: off]")
 @click.option("--lr-schedule", type=click.Choice(task.LR_SCHEDULES), help="Learning rate: "
-              "constant, or warm-up then cosine decay to zero over all epochs.  "
-              "[default: cosine]")
+              "constant, or warm-up then cosine decay to zero over all epochs (or over "
+              "--time-budget, if that ends first).  [default: cosine]")
 @click.option("--warmup-steps", type=int, help="Steps of linear warm-up (cosine schedule). "
               " [default: 100]")
-@train_options(task.LanguageModelSettings, skip=("bidirectional",))
+@train_options(task.LanguageModelSettings, skip=("bidirectional", "tokenizer"))
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
 def train(ctx, quiet, config_file, output, overwrite, **_):

@@ -12,7 +12,6 @@ import keras
 import tensorflow as tf
 
 from apps.layers import RecurrentEncoder
-from apps.lm import recurrence
 
 
 @keras.saving.register_keras_serializable(package="apps")
@@ -69,10 +68,7 @@ class LanguageModel(keras.Model):
         x = self.embedding_dropout(self.embedding(ids), training=training)
         if not self.encoder.built:
             self.encoder.build(x.shape)
-        if self.encoder._use_fused():  # CPU: the recurrence with a hand-written gradient
-            sequence, states = recurrence.encode(self.encoder, x, states, training)
-        else:  # GPU: stock Keras layers (cuDNN)
-            sequence, states = self.encoder(x, training=training, initial_states=states)
+        sequence, states = self.encoder(x, training=training, initial_states=states)
         return self._logits(sequence, training), states
 
     def step(self, ids, states):

@@ -29,6 +29,7 @@ from apps.errors import ConfigError, DataError
 from apps.layout import locate_model
 from apps.lm import decoding
 from apps.lm.model import LanguageModel, build
+from apps.lm.schedule import WarmupCosine
 from apps.settings import CommonSettings
 from pipelines import sources, streams
 from pipelines.tokenizer import BOS_ID, PAD_ID, UNK_ID, Tokenizer
@@ -53,10 +54,10 @@ class LanguageModelSettings(CommonSettings):
     bidirectional: bool = False
     embedding_dim: int = 64
     epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    batch_size: int = 32
+    learning_rate: float = 3e-3
     clip_norm: float | None = 1.0
-    sequence_length: int = 128
+    sequence_length: int = 64
     stateful: bool = True
     tie_embeddings: bool = False
     lr_schedule: str = "cosine"
@@ -118,8 +119,9 @@ def read_splits(settings: LanguageModelSettings) -> tuple[str, str]:
     train = read_text(settings.data, settings.text_column)
     if settings.valid:
         return train, read_text(settings.valid, settings.text_column, "validation")
-    cut = train.rfind("\n", 0, int(len(train) * (1 - settings.valid_fraction))) + 1
-    if cut <= 0 or not train[:cut].strip() or not train[cut:].strip():
+    position = int(len(train) * (1 - settings.valid_fraction))
+    cut = train.rfind("\n", 0, position) + 1 or position  # at a line end where there is one
+    if not train[:cut].strip() or not train[cut:].strip():
         raise DataError(f"'{settings.data}' is too short to hold the last "
                         f"{settings.valid_fraction:.0%} out for validation: pass --valid.")
     return train[:cut], train[cut:]
@@ -141,19 +143,15 @@ def unknown_characters(tokenizer: Tokenizer, text: str) -> list[str]:
 
 
 def learning_rate(settings: LanguageModelSettings, total_steps: int):
-    """Constant, or linear warm-up then cosine decay to zero over the planned steps."""
+    """A constant, or warm-up then cosine decay to zero over the steps or the time budget."""
     if settings.lr_schedule == "constant":
         return settings.learning_rate
-    warmup = min(settings.warmup_steps, max(total_steps - 1, 0))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else settings.learning_rate,
-        decay_steps=max(total_steps - warmup, 1), alpha=0.0,
-        warmup_target=settings.learning_rate if warmup else None, warmup_steps=warmup)
+    return WarmupCosine(settings.learning_rate, total_steps, settings.warmup_steps,
+                        settings.time_budget_seconds)
 
 
-def compile_model(model: LanguageModel, settings: LanguageModelSettings, total_steps: int):
-    optimizer = keras.optimizers.Adam(learning_rate(settings, total_steps),
-                                      global_clipnorm=settings.clip_norm)
+def compile_model(model: LanguageModel, settings: LanguageModelSettings, rate) -> None:
+    optimizer = keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=False)
@@ -200,7 +198,11 @@ def train(settings: LanguageModelSettings, output: Path | None = None, overwrite
         model = build(settings, tokenizer.vocab_size)
         if settings.stateful:
             model.carry_state(settings.batch_size, valid_streams)
-        compile_model(model, settings, steps * settings.epochs)
+        rate = learning_rate(settings, steps * settings.epochs)
+        compile_model(model, settings, rate)
+        if isinstance(rate, WarmupCosine):
+            spent = json.loads(run.state.read_text())["seconds"] if resuming else 0.0
+            rate.start_clock(already_spent=spent)
         fitted = training.fit(model, train_data, valid_data, run, settings.epochs,
                               monitor="val_loss", mode="min", patience=settings.patience,
                               time_budget=settings.time_budget_seconds, resume=resuming,
@@ -415,6 +417,8 @@ def generate(path: Path, prompt: str, sampling: Sampling,
                         "read as unknown.", len(unknown), "".join(unknown[:20]))
         stepper = decoding.Stepper(trained.model)
         stepper.warm_up()
+    else:  # the first call of a loaded graph sets it up: keep that out of the timing
+        _sample_saved_model(trained, "", Sampling(max_tokens=1), 0, lambda _piece: None)
     samples = []
     for i in range(sampling.num_samples):
         if on_sample_start:

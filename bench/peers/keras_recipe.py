@@ -35,7 +35,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-DATA = Path("/work/shared/data/sentiment/mr")
+DATA = Path(__file__).resolve().parents[3] / "shared/data/sentiment/mr"
 
 
 def read_tsv(path: Path) -> tuple[list[str], np.ndarray]:

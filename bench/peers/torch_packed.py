@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
-DATA = Path("/work/shared/data/sentiment/mr")
+DATA = Path(__file__).resolve().parents[3] / "shared/data/sentiment/mr"
 PAD, UNK = 0, 1
 
 

@@ -43,3 +43,9 @@ def tiny_run(tmp_path_factory, corpus):
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_run):
     return task.export(tiny_run[0], tmp_path_factory.mktemp("saved_models"))
+
+
+@pytest.fixture(scope="session")
+def lm_settings(corpus):
+    """Settings for the tiny model on the corpus slice, with changes: lm_settings(units=8)."""
+    return lambda **changes: tiny_settings(corpus, **changes)

@@ -39,7 +39,7 @@ def test_resume_after_kill_9(tmp_path, sentiment_sample):
     command = apps_command(
         "sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
         sentiment_sample / "valid.tsv", "--output", output, "--epochs", 12, "--units", 8,
-        "--embedding-dim", 8, "--vocab-size", 200, "--quiet")
+        "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0, "--quiet")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

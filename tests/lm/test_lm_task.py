@@ -1,0 +1,178 @@
+"""Training learns, evaluation equals the SavedModel's score, generation is reproducible."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from apps.lm import task
+from apps.lm.model import build
+from pipelines import streams
+
+
+def load_signatures(path):
+    import tensorflow_text  # noqa: F401
+
+    return tf.saved_model.load(str(path)).signatures
+
+
+def test_tiny_model_learns_real_text(tiny_run):
+    run_dir, report = tiny_run
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"]) - 0.3
+    # Below the characters' unigram entropy (3.3 nats): it learned more than frequencies.
+    assert report["nats_per_char"] < 2.6
+    assert report["tokens"] == report["chars"]  # a character tokenizer
+    metrics = json.loads((run_dir / "metrics.json").read_text())["valid"]
+    assert {"nats_per_char", "bits_per_char", "perplexity", "tokens", "chars"} <= set(metrics)
+    assert (run_dir / "tokenizer.model").is_file() and (run_dir / "plots/history.png").is_file()
+    assert not (run_dir / "backup").exists()
+
+
+def test_score_signature_equals_evaluate(tiny_run, tiny_export, corpus):
+    run_dir, _ = tiny_run
+    from_run = task.evaluate(run_dir, str(corpus[1]))
+    from_saved_model = task.evaluate(tiny_export, str(corpus[1]))
+    for key in ("tokens", "chars"):
+        assert from_run[key] == from_saved_model[key]
+    assert from_saved_model["nats_per_char"] == pytest.approx(from_run["nats_per_char"],
+                                                              rel=1e-5)
+    texts = ["ROMEO:\nWhat say you?\n", "", "a"]
+    batch = load_signatures(tiny_export)["score"](text=tf.constant(texts))
+    assert batch["tokens"].numpy().tolist() == [len(t) for t in texts]
+    assert batch["chars"].numpy().tolist() == [len(t) for t in texts]
+    trained = task.TrainedModel(run_dir)
+    for text, value in zip(texts, batch["log_likelihood"].numpy()):
+        alone = task.evaluate_model(trained.model, trained.tokenizer, text) if text else None
+        expected = alone["log_likelihood"] if alone else 0.0
+        assert value == pytest.approx(expected, rel=1e-5, abs=1e-4)
+
+
+def test_greedy_text_is_the_same_from_the_run_and_the_saved_model(tiny_run, tiny_export):
+    greedy = task.Sampling(max_tokens=80, temperature=0)
+    for prompt in ("ROMEO:", "", "First Citizen:\nWe"):
+        from_run = task.generate(tiny_run[0], prompt, greedy)[0]
+        served = load_signatures(tiny_export)["serving_default"](
+            prompt=tf.constant([prompt]), max_tokens=tf.constant([80]),
+            temperature=tf.constant([0.0]))["text"].numpy()[0].decode()
+        assert from_run["text"] == served and from_run["text"].startswith(prompt)
+        assert from_run["tokens"] == 80
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_run, tiny_export):
+    sampling = task.Sampling(max_tokens=40, temperature=1.0, top_k=20, top_p=0.95, seed=7,
+                             num_samples=2)
+    first = [s["text"] for s in task.generate(tiny_run[0], "KING:", sampling)]
+    again = [s["text"] for s in task.generate(tiny_run[0], "KING:", sampling)]
+    served = [s["text"] for s in task.generate(tiny_export, "KING:", sampling)]
+    assert first == again == served
+    assert first[0] != first[1]  # sample i uses seed + i
+
+
+def test_text_streams_in_pieces_and_stops_at_the_stop_string(tiny_run):
+    pieces = []
+    sample = task.generate(tiny_run[0], "", task.Sampling(max_tokens=300, temperature=0.8),
+                           emit=pieces.append)[0]
+    assert len(pieces) > 10 and "".join(pieces) == sample["text"]
+    stop = sample["text"][100:102]
+    pieces = []
+    stopped = task.generate(tiny_run[0], "", task.Sampling(max_tokens=300, temperature=0.8,
+                                                           stop=stop), emit=pieces.append)[0]
+    assert stopped["stopped"] and stop not in stopped["text"]
+    assert "".join(pieces) == stopped["text"] and sample["text"].startswith(stopped["text"])
+
+
+def test_stop_filter_holds_back_a_possible_stop():
+    shown = []
+    stop = task.StopFilter("\n\n", shown.append)
+    for piece in ["ab", "\n", "c\n", "\nlater"]:
+        stop.add(piece)
+    stop.flush()
+    assert "".join(shown) == "ab\nc" and stop.stopped
+
+
+def test_unseen_prompt_characters_are_read_as_unknown(tiny_run, tiny_export, caplog):
+    with caplog.at_level(logging.WARNING):
+        sample = task.generate(tiny_run[0], "Caf\u00e9 \u65e5", task.Sampling(max_tokens=5))[0]
+        served = task.generate(tiny_export, "Caf\u00e9 \u65e5", task.Sampling(max_tokens=5))[0]
+    assert sample["text"].startswith("Caf\u00e9 \u65e5") and sample["tokens"] == 5
+    assert served["text"].startswith("Caf\u00e9 \u65e5")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("never saw" in w for w in warnings)
+
+
+def test_state_is_carried_between_batches_and_reset_on_the_first(lm_settings):
+    settings = lm_settings(units=8, embedding_dim=4)
+    model = build(settings, vocab_size=70)
+    model.carry_state(2, 2)
+    task.compile_model(model, settings, task.learning_rate(settings, total_steps=10))
+    ids = np.random.default_rng(0).integers(4, 70, size=(2, 5)).astype("int32")
+
+    def carried_after(first):
+        model.test_step(((tf.constant(ids), tf.constant(first)), tf.constant(ids)))
+        return [v.numpy() for v in model._carry["valid"].variables]
+
+    _, expected = model.run(ids)
+    np.testing.assert_allclose(carried_after(True), [s.numpy() for s in
+                                                     tf.nest.flatten(expected)], atol=1e-6)
+    _, continued = model.run(ids, expected)
+    np.testing.assert_allclose(carried_after(False), [s.numpy() for s in
+                                                      tf.nest.flatten(continued)], atol=1e-6)
+
+
+def test_time_budget_shorter_than_one_step_keeps_a_model(lm_settings, tmp_path, caplog):
+    settings = lm_settings(time_budget="0.001s", units=8, embedding_dim=4)
+    with caplog.at_level(logging.WARNING):
+        run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    assert report["stopped_by_time_budget"] and report["epochs_run"] == 1
+    assert any("time budget ran out" in r.getMessage() for r in caplog.records)
+    assert (run_dir / "checkpoints/best.weights.h5").is_file()
+
+
+@pytest.mark.parametrize("changes", [
+    dict(tokenizer="bpe", vocab_size=300, cell="gru", stateful=False, tie_embeddings=True),
+    dict(tokenizer="unigram", vocab_size=300, cell="rnn", layers=2, embedding_dim=16,
+         tie_embeddings=True, lr_schedule="constant", dropout=0.1),
+])
+def test_other_tokenizers_cells_and_options_train_and_export(corpus, lm_settings, tmp_path,
+                                                             changes):
+    settings = lm_settings(epochs=1, units=16, **changes)
+    run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    assert report["tokens"] < report["chars"]  # pieces longer than one character
+    text = corpus[0].read_text()[-2000:]
+    trained = task.TrainedModel(run_dir)
+    ids = streams.encode_stream(trained.tokenizer, text)
+    assert trained.tokenizer.decode(ids) == text
+    exported = task.export(run_dir, tmp_path / "saved_models")
+    greedy = task.Sampling(max_tokens=20, temperature=0)
+    from_run = task.generate(run_dir, "To be", greedy)[0]
+    assert from_run["text"] == task.generate(exported, "To be", greedy)[0]["text"]
+
+
+def test_schedule_warms_up_then_decays_by_steps_or_by_the_time_budget():
+    from apps.lm.schedule import WarmupCosine
+
+    rate = WarmupCosine(1.0, total_steps=110, warmup_steps=10)
+    values = [float(rate(step)) for step in (0, 9, 10, 60, 110, 500)]
+    assert values == pytest.approx([0.1, 1.0, 1.0, 0.5, 0.0, 0.0], abs=1e-6)
+    timed = WarmupCosine(1.0, total_steps=10**6, budget_seconds=100.0)
+    timed.start_clock(already_spent=50.0)  # half the budget spent: half way down the curve
+    assert float(timed(1)) == pytest.approx(0.5, abs=0.02)
+    timed.start_clock(already_spent=100.0)
+    assert float(timed(1)) == 0.0
+
+
+def test_trains_on_tfds_by_name_offline(lm_settings, tmp_path):
+    import tensorflow_datasets as tfds
+
+    settings = lm_settings(data="tfds:tiny_shakespeare", valid=None, epochs=1, units=8,
+                           embedding_dim=4, batch_size=2, sequence_length=8)
+    with tfds.testing.mock_data(num_examples=40):
+        run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    assert report["chars"] > 0 and (run_dir / "metrics.json").is_file()
