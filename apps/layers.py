@@ -5,8 +5,8 @@ with dropout and residual connections between layers) and honours masks of
 right-padded batches. Its weights live in stock Keras recurrent layers whose
 arguments stay cuDNN-eligible, so on a GPU Keras runs them with cuDNN. On a CPU
 it runs `apps.recurrence` over the same weights instead: the input projection
-for all time steps is one matrix product, both directions of a bidirectional
-layer advance in the same loop iteration, and the gradient is written by hand.
+for all time steps is one matrix product, the two directions of a bidirectional
+layer are two independent loops, and the gradient is written by hand.
 `step` runs one time step with explicit state, which is what generation and beam
 search need.
 """
@@ -47,8 +47,7 @@ def num_states(cell: str) -> int:
 def cell_step(cell: str, projected, states, recurrent_kernel, recurrent_bias=None):
     """One step of `cell` given the input already multiplied by its kernel (plus bias).
 
-    Shapes may carry a leading direction axis: `projected` [..., B, G], states
-    [..., B, H], `recurrent_kernel` [..., H, G]; `tf.matmul` batches over it.
+    Shapes: `projected` [B, G], states [B, H] each, `recurrent_kernel` [H, G].
     Returns (output, new_states). The gate order is Keras' own.
     """
     h = states[0]
@@ -137,23 +136,23 @@ class RecurrentEncoder(keras.layers.Layer):
             return not tf.config.list_logical_devices("GPU")
         return self.implementation == "fused"
 
-    def _weights(self, layer: int):
-        """Kernels of one layer's directions, stacked on a leading direction axis."""
-        cells = [rnn.cell for rnn in self.rnns[layer]]
-        kernels = [cell.kernel.value for cell in cells]
-        recurrent = tf.stack([cell.recurrent_kernel.value for cell in cells])
-        if self.cell == "gru":
-            input_bias = [cell.bias.value[0] for cell in cells]
-            recurrent_bias = tf.stack([cell.bias.value[1] for cell in cells])[:, None, :]
-        else:
-            input_bias = [cell.bias.value for cell in cells]
-            recurrent_bias = None
-        return kernels, input_bias, recurrent, recurrent_bias
+    def _weights(self, layer: int, direction: int):
+        """(kernel, input bias, recurrent kernel, recurrent bias or None) of one direction."""
+        cell = self.rnns[layer][direction].cell
+        kernel, recurrent, bias = cell.kernel.value, cell.recurrent_kernel.value, cell.bias.value
+        if self.cell == "gru":  # reset_after=True: separate input and recurrent biases
+            return kernel, bias[0], recurrent, bias[1]
+        return kernel, bias, recurrent, None
 
     def _fused_layer(self, layer, inputs, mask, initial_states):
-        """One layer through `apps.recurrence`; `mask` None means nothing is padded."""
-        kernels, input_bias, recurrent, recurrent_bias = self._weights(layer)
+        """One layer through `apps.recurrence`; `mask` None means nothing is padded.
+
+        Each direction runs its own loop: the two loops share no ops, so TensorFlow
+        runs them side by side, which on CPUs beat one loop with a batched product
+        over both directions (docs/benchmarks.md).
+        """
         time_major = tf.transpose(inputs, [1, 0, 2])
+        time_mask = None if mask is None else tf.transpose(mask)
         lengths = None if mask is None else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
 
         def reverse(sequence):  # each row's real tokens, last first; padding stays at the end
@@ -161,19 +160,20 @@ class RecurrentEncoder(keras.layers.Layer):
                 return tf.reverse(sequence, axis=[0])
             return tf.reverse_sequence(sequence, lengths, seq_axis=0, batch_axis=1)
 
-        projected = [tf.matmul(time_major, kernels[0]) + input_bias[0]]
-        if self.bidirectional:
-            projected.append(tf.matmul(reverse(time_major), kernels[1]) + input_bias[1])
-        projected = tf.stack(projected, axis=1)  # [T, K, B, G]
-        time_mask = None if mask is None else tf.transpose(mask)
-        outputs, states = recurrence.run(self.cell, projected, time_mask, recurrent,
-                                         recurrent_bias, initial_states)
-        if time_mask is not None:
-            outputs = outputs * tf.cast(time_mask, outputs.dtype)[:, None, :, None]
-        sequence = [outputs[:, 0]]
-        if self.bidirectional:
-            sequence.append(reverse(outputs[:, 1]))
-        return tf.transpose(tf.concat(sequence, axis=-1), [1, 0, 2]), states
+        sequences, finals = [], []
+        for direction in range(self.directions):
+            kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, direction)
+            source = reverse(time_major) if direction else time_major
+            projected = tf.matmul(source, kernel) + input_bias
+            states = tuple(state[direction] for state in initial_states)
+            outputs, final = recurrence.run(self.cell, projected, time_mask, recurrent,
+                                            recurrent_bias, states)
+            if time_mask is not None:
+                outputs = outputs * tf.cast(time_mask, outputs.dtype)[:, :, None]
+            sequences.append(reverse(outputs) if direction else outputs)
+            finals.append(final)
+        final = tuple(tf.stack(states) for states in zip(*finals))
+        return tf.transpose(tf.concat(sequences, axis=-1), [1, 0, 2]), final
 
     def _keras_layer(self, layer, inputs, mask, initial_states, training):
         sequences, finals = [], []
@@ -230,10 +230,11 @@ class RecurrentEncoder(keras.layers.Layer):
             raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
         x, new_states = inputs, []
         for layer in range(self.num_layers):
-            kernels, input_bias, recurrent, recurrent_bias = self._weights(layer)
-            projected = (tf.matmul(x, kernels[0]) + input_bias[0])[None]
-            out, state = cell_step(self.cell, projected, states[layer], recurrent, recurrent_bias)
-            out = out[0]
+            kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, 0)
+            projected = tf.matmul(x, kernel) + input_bias
+            out, state = cell_step(self.cell, projected, [s[0] for s in states[layer]],
+                                   recurrent, recurrent_bias)
+            state = tuple(s[None] for s in state)
             if self.residual and layer and out.shape[-1] == x.shape[-1]:
                 out = out + x
             x = out

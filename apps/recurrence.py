@@ -1,9 +1,10 @@
 """The CPU recurrence behind `RecurrentEncoder`, with a hand-written gradient.
 
-Every function here runs one recurrent layer over time, for K independent
-directions at once (the forward and backward readings of a bidirectional layer
-advance in the same loop iteration). Inputs arrive already multiplied by the
-input kernel, for all time steps in one matrix product.
+Every function here runs one direction of one recurrent layer over time. Inputs
+arrive already multiplied by the input kernel, for all time steps in one matrix
+product. (The two directions of a bidirectional layer run as two separate loops,
+which TensorFlow runs side by side: on CPUs that beat one loop with a batched
+product over a direction axis.)
 
 Left to automatic differentiation, the backward loop would also accumulate the
 recurrent kernel's gradient at every time step: a [units, gates] product and sum
@@ -13,10 +14,10 @@ after the loop, over all time steps at once. Same weights, gate order and
 arithmetic as Keras; the tests check values against the stock Keras layers and
 gradients against automatic differentiation.
 
-Shapes: `projected` [T, K, B, G] (time major), `kernel` [K, H, G], states
-[K, B, H], `mask` [T, B] bool or None (no padding). Where the mask is False a
+Shapes: `projected` [T, B, G] (time major), `kernel` [H, G], states [B, H],
+`mask` [T, B] bool or None (no padding). Where the mask is False a
 row keeps its previous state, so a right-padded batch ends each row on its own
-last real token. Each function returns (states over time [T, K, B, H], final
+last real token. Each function returns (states over time [T, B, H], final
 states...): the h carried after every step, which the caller masks into outputs.
 """
 
@@ -38,8 +39,8 @@ def _unstack_mask(mask):
 
 
 def _keep(masks, t):
-    """The step's mask as [1, B, 1] for tf.where, or None where nothing is padded."""
-    return None if masks is None else masks.read(t)[None, :, None]
+    """The step's mask as [B, 1] for tf.where, or None where nothing is padded."""
+    return None if masks is None else masks.read(t)[:, None]
 
 
 def _carry(keep, new, old):
@@ -56,16 +57,14 @@ def _previous(first, sequence):
 
 
 def _kernel_gradient(previous, deltas):
-    """Per direction, sum over t of previous[t]^T @ deltas[t]: one batched product.
+    """Sum over t of previous[t]^T @ deltas[t], as one product over all steps.
 
-    `previous` [T, K, B, H] and `deltas` [T, K, B, G] -> [K, H, G].
+    `previous` [T, B, H] and `deltas` [T, B, G] -> [H, G].
     """
-    directions = tf.shape(previous)[1]
     units, gates = tf.shape(previous)[-1], tf.shape(deltas)[-1]
-    # Explicit transposes: MatMul with a transposed operand is far slower on CPUs here.
-    previous = tf.reshape(tf.transpose(previous, [1, 3, 0, 2]), [directions, units, -1])
-    deltas = tf.reshape(tf.transpose(deltas, [1, 0, 2, 3]), [directions, -1, gates])
-    return tf.matmul(previous, deltas)
+    # An explicit transpose: MatMul with a transposed operand is far slower on CPUs here.
+    previous = tf.transpose(tf.reshape(previous, [-1, units]))
+    return tf.matmul(previous, tf.reshape(deltas, [-1, gates]))
 
 
 def _loop(body, steps, carried):
@@ -94,7 +93,7 @@ def lstm(projected, mask, kernel, h0, c0):
         hs, cs, saved_gates = hs.stack(), cs.stack(), saved_gates.stack()
 
         def backward(d_hs, d_h, d_c):
-            kernel_t = tf.transpose(kernel, [0, 2, 1])  # once, not per step
+            kernel_t = tf.transpose(kernel)  # once, not per step
             masks = _unstack_mask(mask)  # a TensorArray element is read only once
             d_hs, all_gates, all_cells = _unstack(d_hs), _unstack(saved_gates), _unstack(cs)
             previous_cells = _unstack(_previous(c0, cs))
@@ -124,7 +123,7 @@ def lstm(projected, mask, kernel, h0, c0):
 
 
 def gru(projected, mask, kernel, recurrent_bias, h0):
-    """GRU in Keras' reset_after=True form; `recurrent_bias` [K, 1, G]. Returns (h over time, h_T)."""
+    """GRU in Keras' reset_after=True form; `recurrent_bias` [G]. Returns (h over time, h_T)."""
 
     @tf.custom_gradient
     def forward(projected, kernel, recurrent_bias, h0):
@@ -145,7 +144,7 @@ def gru(projected, mask, kernel, recurrent_bias, h0):
         hs, saved = hs.stack(), saved.stack()
 
         def backward(d_hs, d_h):
-            kernel_t = tf.transpose(kernel, [0, 2, 1])  # once, not per step
+            kernel_t = tf.transpose(kernel)  # once, not per step
             masks = _unstack_mask(mask)  # a TensorArray element is read only once
             d_hs, all_saved = _unstack(d_hs), _unstack(saved)
             previous = _unstack(_previous(h0, hs))
@@ -166,7 +165,7 @@ def gru(projected, mask, kernel, recurrent_bias, h0):
             dh0, input_deltas, recurrent_deltas = _loop(body, steps, (
                 d_h, _array(projected[0], steps), _array(projected[0], steps)))
             recurrent_deltas = recurrent_deltas.stack()
-            bias_gradient = tf.reduce_sum(recurrent_deltas, axis=[0, 2])[:, None, :]
+            bias_gradient = tf.reduce_sum(recurrent_deltas, axis=[0, 1])
             return (input_deltas.stack(), _kernel_gradient(_previous(h0, hs), recurrent_deltas),
                     bias_gradient, dh0)
 
@@ -191,7 +190,7 @@ def simple_rnn(projected, mask, kernel, h0):
         hs = hs.stack()
 
         def backward(d_hs, d_h):
-            kernel_t = tf.transpose(kernel, [0, 2, 1])  # once, not per step
+            kernel_t = tf.transpose(kernel)  # once, not per step
             masks = _unstack_mask(mask)  # a TensorArray element is read only once
             d_hs, all_h = _unstack(d_hs), _unstack(hs)
 
@@ -213,7 +212,7 @@ def simple_rnn(projected, mask, kernel, h0):
 
 
 def run(cell, projected, mask, kernel, recurrent_bias, states):
-    """Dispatch on `cell`: returns (h over time [T, K, B, H], final states tuple)."""
+    """Dispatch on `cell`: returns (h over time [T, B, H], final states tuple)."""
     if cell == "lstm":
         hs, h, c = lstm(projected, mask, kernel, *states)
         return hs, (h, c)
