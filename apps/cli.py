@@ -71,7 +71,7 @@ def cli(ctx, debug):
 
 
 def _register() -> None:
-    """Attach each app's command group, imported only after TensorFlow's start-up noise is hushed."""
+    """Attach each app's command group (imported after TensorFlow's start-up noise is hushed)."""
     from apps.lm.cli import lm
     from apps.sentiment.cli import sentiment
     from apps.serve.cli import models, serve

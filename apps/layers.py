@@ -89,10 +89,11 @@ class RecurrentEncoder(keras.layers.Layer):
             visible, else "fused".
 
     Call with `inputs` [B, T, D] and `mask` [B, T] (True for real tokens, right
-    padded; None when nothing is padded); returns (sequence [B, T, units * directions], states), where the states
-    are one tuple per layer of [directions, B, units] tensors (h, and c for an LSTM):
-    the form `initial_states`, `zero_states` and `step` use too. `last_output(states)`
-    gives the top layer's final h of every direction side by side.
+    padded; None when nothing is padded); returns (sequence [B, T, units * directions],
+    states), where the states are one tuple per layer of [directions, B, units]
+    tensors (h, and c for an LSTM): the form `initial_states`, `zero_states` and
+    `step` use too. `last_output(states)` gives the top layer's final h of every
+    direction side by side.
     """
 
     def __init__(self, cell="lstm", units=128, num_layers=1, bidirectional=True, dropout=0.0,
