@@ -77,6 +77,28 @@ def environment() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_abandoned_exports(model_dir: Path) -> None:
+    """Delete `.export-PID-*` temporaries whose exporting process is gone (kill -9).
+
+    They are never versions (TF Serving ignores dot names), only wasted disk; one
+    whose process still runs is a concurrent export and is left alone.
+    """
+    for tmp in model_dir.glob(".export-*-*"):
+        pid = tmp.name.split("-")[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_saved_model(
     endpoints: Mapping[str, tf.types.experimental.GenericFunction],
     tracked: list,
@@ -100,7 +122,8 @@ def export_saved_model(
         model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise AppError(f"Cannot create '{model_dir}': {error.strerror}.") from None
-    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=".export-"))
+    remove_abandoned_exports(model_dir)
+    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{os.getpid()}-"))
     pin_cpu_only_resources(tracked)
     try:
         archive = keras.export.ExportArchive()
