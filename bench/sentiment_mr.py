@@ -52,10 +52,13 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as workdir:
-        rows = [one_seed(seed, Path(workdir), args.config) for seed in args.seeds]
+        rows = []
+        for seed in args.seeds:
+            rows.append(one_seed(seed, Path(workdir), args.config))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in rows]
     lines = [
-        f"Config `{args.config.relative_to(ROOT)}`, {os.cpu_count()} cores "
+        f"Config `{args.config.resolve().relative_to(ROOT)}`, {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), load average at start {load:.1f}.",
         "",
         "| seed | train wall (s) | dev acc | test acc | test macro-F1 |",
@@ -65,6 +68,8 @@ def main() -> None:
         "",
         f"Test accuracy: mean {statistics.mean(accuracies):.4f}, min {min(accuracies):.4f}, "
         f"max {max(accuracies):.4f}; slowest train {max(r['wall_seconds'] for r in rows)} s.",
+        "",
+        f"Command: `python bench/sentiment_mr.py {' '.join(sys.argv[1:])}`",
     ]
     print("\n".join(lines))
     if args.output_md:
