@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.errors import DataError
+from pipelines.batching import prefetched
 from pipelines.tokenizer import BOS_ID, Tokenizer
 
 CHUNK_CHARS = 1 << 20
@@ -89,4 +90,4 @@ def stream_dataset(stream: np.ndarray, streams: int, length: int, what: str,
     dataset = tf.data.Dataset.from_tensor_slices(((inputs, first), targets))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return prefetched(dataset)
