@@ -28,9 +28,12 @@ test: $(BIN)/apps
 test-all: $(BIN)/apps
 	$(BIN)/python -m pytest -q -m ""
 
-# The benchmarks of docs/benchmarks.md (about an hour on two cores; needs ../shared/data).
-bench: $(BIN)/apps
+$(VENV)/.bench-installed: $(BIN)/apps
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	@touch $@
+
+# The benchmarks of docs/benchmarks.md (about an hour on two cores; needs ../shared/data).
+bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(BIN)/python bench/sentiment_mr.py --output-md docs/bench_sections/sentiment_accuracy.md
 	PYTHONPATH=. $(BIN)/python bench/sentiment_speed.py --repeats 3 --output-md docs/bench_sections/sentiment_speed.md
 	PYTHONPATH=. $(BIN)/python bench/encoder_step.py

@@ -155,6 +155,7 @@ class RecurrentEncoder(keras.layers.Layer):
         time_major = tf.transpose(inputs, [1, 0, 2])
         time_mask = None if mask is None else tf.transpose(mask)
         lengths = None if mask is None else tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        keep = None if mask is None else tf.cast(time_mask, inputs.dtype)[:, :, None]
 
         def reverse(sequence):  # each row's real tokens, last first; padding stays at the end
             if lengths is None:
@@ -169,8 +170,8 @@ class RecurrentEncoder(keras.layers.Layer):
             states = tuple(state[direction] for state in initial_states)
             outputs, final = recurrence.run(self.cell, projected, time_mask, recurrent,
                                             recurrent_bias, states)
-            if time_mask is not None:
-                outputs = outputs * tf.cast(time_mask, outputs.dtype)[:, :, None]
+            if keep is not None:
+                outputs = outputs * keep
             sequences.append(reverse(outputs) if direction else outputs)
             finals.append(final)
         final = tuple(tf.stack(states) for states in zip(*finals))

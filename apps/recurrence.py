@@ -1,10 +1,8 @@
 """The CPU recurrence behind `RecurrentEncoder`, with a hand-written gradient.
 
-Every function here runs one direction of one recurrent layer over time. Inputs
-arrive already multiplied by the input kernel, for all time steps in one matrix
-product. (The two directions of a bidirectional layer run as two separate loops,
-which TensorFlow runs side by side: on CPUs that beat one loop with a batched
-product over a direction axis.)
+Every function here runs one direction of one recurrent layer over time
+(`RecurrentEncoder._fused_layer` calls it once per direction). Inputs arrive
+already multiplied by the input kernel, for all time steps in one matrix product.
 
 Left to automatic differentiation, the backward loop would also accumulate the
 recurrent kernel's gradient at every time step: a [units, gates] product and sum

@@ -58,7 +58,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in rows]
     lines = [
-        f"Config `{args.config.resolve().relative_to(ROOT)}`, {os.cpu_count()} cores "
+        f"Config `{os.path.relpath(args.config, ROOT)}`, {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), load average at start {load:.1f}.",
         "",
         "| seed | train wall (s) | dev acc | test acc | test macro-F1 |",

@@ -44,9 +44,10 @@ def pad_batch(ids: Sequence[Sequence[int]]) -> np.ndarray:
 def prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Prefetch two batches, with tf.data's autotuning off.
 
-    With autotuning on, Keras' `fit` stalled for 5-30 s at some epoch boundaries on
-    this 2-core machine (dropping an epoch's iterator waited on the tuning thread),
-    which cost more than the tuning ever gained on pipelines this cheap.
+    With autotuning on, Keras' `fit` stalled for seconds at some epoch boundaries on
+    this 2-core machine (13-second epochs took up to 41 s; a stack dump showed it
+    dropping the previous epoch's iterator), far more than tuning gains on pipelines
+    this cheap (docs/benchmarks.md).
     """
     options = tf.data.Options()
     options.autotune.enabled = False
