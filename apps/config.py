@@ -21,6 +21,9 @@ KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or fal
               "str": "text"}
 
 
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -44,16 +47,21 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def _coerce(field: dataclasses.Field, value: Any, source: str) -> Any:
+    """`value` as the field's type; an optional field (`float | None`) may also be None."""
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    kind = kind.replace("| None", "").replace("None |", "").strip()
     try:
-        if value is None or "None" in kind:
+        if value is None:
             return value
         if kind == "bool":
             if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
+                word = value.strip().lower()
+                if word not in TRUE_WORDS + FALSE_WORDS:
+                    raise ValueError
+                return word in TRUE_WORDS
             return bool(value)
         if kind == "int":
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value)
         if kind == "float":

@@ -158,3 +158,18 @@ def read_metadata(saved_model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def recurrence_metadata(recurrence: str) -> dict[str, Any]:
+    """What `assets/metadata.json` says of the recurrence the graph holds, at its top."""
+    hosts = ["gpu"] if recurrence == "cudnn" else ["cpu", "gpu"]
+    return {"recurrence": recurrence, "runs_on": hosts}
+
+
+def check_runs_here(metadata: dict[str, Any], path: Path) -> None:
+    """Refuse, in one sentence, a GPU-only export on a host without a GPU."""
+    from apps.layers import gpu_available
+
+    if metadata.get("recurrence") == "cudnn" and not gpu_available():
+        raise AppError(
+            f"'{path}' is a GPU-only export (its graph holds cuDNN kernels, which have no "
+            "CPU version) and this host has no GPU: serve it on a GPU host, or export the "
+            "run again without --gpu-only.")

@@ -9,9 +9,19 @@ for all time steps is one matrix product, the two directions of a bidirectional
 layer are two independent loops, and the gradient is written by hand.
 `step` runs one time step with explicit state, which is what generation and beam
 search need.
+
+Which of the two a graph holds is decided when it is traced. Training follows
+`implementation` ("auto": cuDNN with a GPU, the fused loop without). An export
+decides for itself with `traced_recurrence`: "fused" (the default) holds only ops
+that every host has, so a model exported on a GPU machine still serves on a CPU
+host; "cudnn" holds Keras' `CudnnRNNV3`, which has no CPU kernel (GPU hosts only).
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
 
 import keras
 import tensorflow as tf
@@ -21,6 +31,48 @@ from apps import recurrence
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 POOLINGS = ("last", "mean", "max", "attention")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
+RECURRENCES = ("fused", "cudnn")  # what an exported graph holds
+
+_traced = contextvars.ContextVar("traced_recurrence", default=None)
+
+
+class CudnnUnavailable(ValueError):
+    """A GPU-only (cuDNN) graph was asked for where it cannot be traced."""
+
+
+def gpu_available() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def traced_recurrence(kind: str):
+    """Trace every `RecurrentEncoder` in this block with the recurrence `kind`.
+
+    "fused": `apps.recurrence`'s loop, portable to any host. "cudnn": Keras' cuDNN
+    kernels. Keras takes its cuDNN branch only when it sees a GPU, so without one
+    its check is answered yes for the tracing (the graph is not run here): a
+    GPU-only export can be made on a CPU machine for a GPU server.
+    """
+    if kind not in RECURRENCES:
+        raise ValueError(f"recurrence must be one of {RECURRENCES}, received {kind!r}")
+    token = _traced.set(kind)
+    try:
+        if kind == "cudnn" and not gpu_available():
+            keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+            if not hasattr(keras_rnn, "_is_gpu_available"):
+                raise CudnnUnavailable(
+                    f"Keras {keras.__version__} has no switch to trace cuDNN kernels "
+                    "without a GPU: make the --gpu-only export on a machine with a GPU.")
+            answer = keras_rnn._is_gpu_available
+            keras_rnn._is_gpu_available = lambda: True
+            try:
+                yield
+            finally:
+                keras_rnn._is_gpu_available = answer
+        else:
+            yield
+    finally:
+        _traced.reset(token)
 
 
 def cudnn_eligible_arguments(cell: str) -> dict:
@@ -39,35 +91,6 @@ def cudnn_eligible_arguments(cell: str) -> dict:
 
 def num_states(cell: str) -> int:
     return 2 if cell == "lstm" else 1
-
-
-# ------------------------------------------------------------------------- one step
-
-
-def cell_step(cell: str, projected, states, recurrent_kernel, recurrent_bias=None):
-    """One step of `cell` given the input already multiplied by its kernel (plus bias).
-
-    Shapes: `projected` [B, G], states [B, H] each, `recurrent_kernel` [H, G].
-    Returns (output, new_states). The gate order is Keras' own.
-    """
-    h = states[0]
-    if cell == "lstm":
-        c = states[1]
-        z = projected + tf.matmul(h, recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=-1)
-        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-        h = tf.sigmoid(o) * tf.tanh(c)
-        return h, (h, c)
-    if cell == "gru":
-        recurrent = tf.matmul(h, recurrent_kernel) + recurrent_bias
-        x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
-        r_z, r_r, r_h = tf.split(recurrent, 3, axis=-1)
-        z = tf.sigmoid(x_z + r_z)
-        candidate = tf.tanh(x_h + tf.sigmoid(x_r + r_r) * r_h)
-        h = z * h + (1.0 - z) * candidate
-        return h, (h,)
-    h = tf.tanh(projected + tf.matmul(h, recurrent_kernel))
-    return h, (h,)
 
 
 # --------------------------------------------------------------------------- encoder
@@ -133,8 +156,14 @@ class RecurrentEncoder(keras.layers.Layer):
         self.built = True
 
     def _use_fused(self) -> bool:
+        traced = _traced.get()
+        if traced == "cudnn" and self.cell == "rnn":
+            raise CudnnUnavailable("SimpleRNN has no cuDNN kernel: a --gpu-only export needs "
+                                   "a model trained with --cell lstm or gru.")
+        if traced is not None:
+            return traced == "fused"
         if self.implementation == "auto":
-            return not tf.config.list_logical_devices("GPU")
+            return not gpu_available()
         return self.implementation == "fused"
 
     def _weights(self, layer: int, direction: int):
@@ -178,14 +207,26 @@ class RecurrentEncoder(keras.layers.Layer):
         return tf.transpose(tf.concat(sequences, axis=-1), [1, 0, 2]), final
 
     def _keras_layer(self, layer, inputs, mask, initial_states, training):
+        """One layer through the stock Keras layers (cuDNN on a GPU).
+
+        cuDNN refuses a row with no real step at all (an empty text), which would
+        fail the whole batch: such rows run one padding step, and their outputs and
+        final states are then set back to what the fused loop gives (zeros and the
+        initial states).
+        """
+        empty = tf.logical_not(tf.reduce_any(mask, axis=1))
+        first = tf.equal(tf.range(tf.shape(mask)[1]), 0)[None, :]
+        runnable = tf.logical_or(mask, tf.logical_and(first, empty[:, None]))
         sequences, finals = [], []
         for direction, rnn in enumerate(self.rnns[layer]):
             initial = [state[direction] for state in initial_states]
-            sequence, *states = rnn(inputs, mask=mask, initial_state=initial, training=training)
+            sequence, *states = rnn(inputs, mask=runnable, initial_state=initial,
+                                    training=training)
             if direction == 1:
                 sequence = tf.reverse(sequence, axis=[1])
             sequences.append(sequence)
-            finals.append(states)
+            finals.append([tf.where(empty[:, None], start, end)
+                           for start, end in zip(initial, states)])
         sequence = tf.concat(sequences, axis=-1) * tf.cast(mask[:, :, None], inputs.dtype)
         final = tuple(tf.stack([f[i] for f in finals]) for i in range(num_states(self.cell)))
         return sequence, final
@@ -231,12 +272,13 @@ class RecurrentEncoder(keras.layers.Layer):
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
         x, new_states = inputs, []
+        cell_step = recurrence.STEPS[self.cell]
         for layer in range(self.num_layers):
             kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, 0)
             projected = tf.matmul(x, kernel) + input_bias
-            out, state = cell_step(self.cell, projected, [s[0] for s in states[layer]],
-                                   recurrent, recurrent_bias)
-            state = tuple(s[None] for s in state)
+            state, _ = cell_step(projected, tuple(s[0] for s in states[layer]), recurrent,
+                                 recurrent_bias)
+            out, state = state[0], tuple(s[None] for s in state)
             if self.residual and layer and out.shape[-1] == x.shape[-1]:
                 out = out + x
             x = out
@@ -293,8 +335,9 @@ class SequencePooling(keras.layers.Layer):
             return last
         if self.mode == "mean":
             return tf.reduce_sum(sequence * keep, 1) / tf.maximum(tf.reduce_sum(keep, 1), 1.0)
-        if self.mode == "max":
-            return tf.reduce_max(tf.where(keep > 0, sequence, -1e9), axis=1)
+        if self.mode == "max":  # zeros for a row with no real token, not -1e9
+            pooled = tf.reduce_max(tf.where(keep > 0, sequence, -1e9), axis=1)
+            return tf.where(tf.reduce_any(keep > 0, axis=1), pooled, tf.zeros_like(pooled))
         hidden = tf.tanh(tf.matmul(sequence, self.score_kernel) + self.score_bias)
         scores = tf.reduce_sum(hidden * self.query, axis=-1)
         scores = tf.where(tf.cast(mask, tf.bool), scores, -1e9)

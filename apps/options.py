@@ -1,74 +1,79 @@
-"""Click flags shared by every task's `train`, built from the task's settings dataclass.
+"""Click flags built from a settings dataclass, and --help that lists them by section.
 
-Flags default to None so that `resolve` can tell a typed flag from a default: the
-help text shows the task's real default, and only typed flags override `--config`.
+Flags default to None so that `apps.config.resolve` can tell a typed flag from a
+default: the help text shows the task's real default, and only typed flags override
+`--config`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 
 import click
 
-from apps.layers import CELLS
-from apps.settings import field_defaults
-from pipelines.tokenizer import MODEL_TYPES
+from apps.settings import field_metadata
 
-HELP = {
-    "tokenizer": ("SentencePiece model type trained on the training data.",
-                  click.Choice(MODEL_TYPES)),
-    "vocab_size": ("Upper bound on the vocabulary size (small corpora get fewer pieces).", int),
-    "cell": ("Recurrent cell: rnn (SimpleRNN), lstm or gru.", click.Choice(sorted(CELLS))),
-    "units": ("Hidden units per direction and layer.", int),
-    "layers": ("Stacked recurrent layers.", int),
-    "embedding_dim": ("Token embedding size.", int),
-    "dropout": ("Dropout rate on embeddings, between layers and before the output.", float),
-    "residual": ("Residual connections between recurrent layers of equal size.", None),
-    "bidirectional": ("Also read right to left (encoders only).", None),
-    "implementation": ("Recurrence: keras (cuDNN on GPU), fused (fast CPU loop), or auto.",
-                       click.Choice(["auto", "keras", "fused"])),
-    "epochs": ("Passes over the training data.", int),
-    "batch_size": ("Sequences per batch.", int),
-    "learning_rate": ("Adam learning rate.", float),
-    "clip_norm": ("Clip each gradient to this global norm (off when unset).", float),
-    "patience": ("Stop after this many epochs without validation improvement (0: never).",
-                 int),
-    "time_budget": ("Stop cleanly after this much training time, e.g. 90s, 15m, 1h; the "
-                    "best epoch so far is kept.", str),
-    "seed": ("Random seed: the same seed and data give the same model.", int),
-}
+SECTIONS = ("data", "tokenizer", "model", "decoding", "training", "run")
+SECTION_TITLES = {"data": "Data", "tokenizer": "Tokenizer", "model": "Model",
+                  "decoding": "Decoding", "training": "Training", "run": "Run"}
 
 
-def _flag(key: str, default):
-    """click.option for one setting; its help shows the task's own default."""
-    text, kind = HELP[key]
-    name = "--" + key.replace("_", "-")
-    if isinstance(default, bool):
-        shown = "on" if default else "off"
-        return click.option(f"{name}/--no-{name[2:]}", key, default=None,
-                            help=f"{text}  [default: {shown}]")
-    shown = "" if default is None else f"  [default: {default}]"
-    return click.option(name, key, type=kind, default=None, help=text + shown)
+class SectionedCommand(click.Command):
+    """--help with options grouped under Data / Tokenizer / Model / Training / Run."""
+
+    def format_options(self, ctx, formatter):
+        groups: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                section = getattr(param, "section", None) or "run"
+                groups.setdefault(section, []).append(record)
+        for section in sorted(groups, key=lambda s: SECTIONS.index(s) if s in SECTIONS else 99):
+            with formatter.section(SECTION_TITLES.get(section, section.title()) + " options"):
+                formatter.write_dl(groups[section])
 
 
-def train_options(settings_class, skip: tuple[str, ...] = ()):
-    """Decorator adding --config, --output, --overwrite and every shared setting flag."""
-    defaults = field_defaults(settings_class)
-    options = [_flag(key, defaults[key]) for key in HELP if key in defaults and key not in skip]
-    options += [
-        click.option("--config", "config_file", type=click.Path(path_type=Path),
-                     help="YAML or JSON file of settings (keys as the flags, without dashes); "
-                          "flags given on the command line win."),
-        click.option("--output", "-o", type=click.Path(path_type=Path),
-                     help="Run directory [default: runs/<task>-<time>]. Run the same command "
-                          "again to resume an interrupted run."),
-        click.option("--overwrite", is_flag=True,
-                     help="Replace what --output holds instead of resuming."),
-    ]
+def _click_type(field: dataclasses.Field, choices):
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    kind = kind.replace("| None", "").strip()
+    if choices:
+        return click.Choice(choices)
+    return {"int": int, "float": float}.get(kind, str)
+
+
+def option(*declarations, section: str = "run", **attributes):
+    """click.option that remembers the --help section it belongs to."""
 
     def decorate(command):
-        for option in reversed(options):
-            command = option(command)
+        command = click.option(*declarations, **attributes)(command)
+        command.__click_params__[-1].section = section
+        return command
+
+    return decorate
+
+
+def settings_options(settings_class):
+    """Decorator: one flag per field of `settings_class` whose metadata says `flag`."""
+    decorators = []
+    for field in dataclasses.fields(settings_class):
+        meta = field_metadata(settings_class, field.name)
+        if not meta["flag"]:
+            continue
+        name = "--" + field.name.replace("_", "-")
+        default = field.default
+        if field.type in ("bool", bool):
+            decorators.append(option(
+                f"{name}/--no-{name[2:]}", field.name, default=None, section=meta["section"],
+                help=f"{meta['help']}  [default: {'on' if default else 'off'}]"))
+            continue
+        shown = "" if default is None else f"  [default: {default}]"
+        decorators.append(option(name, field.name, type=_click_type(field, meta["choices"]),
+                                 default=None, section=meta["section"],
+                                 help=meta["help"] + shown))
+
+    def decorate(command):
+        for decorator in reversed(decorators):
+            command = decorator(command)
         return command
 
     return decorate

@@ -1,6 +1,9 @@
-"""The CPU recurrence behind `RecurrentEncoder`, with a hand-written gradient.
+"""The portable recurrence behind `RecurrentEncoder`, with a hand-written gradient.
 
-Every function here runs one direction of one recurrent layer over time
+Plain TensorFlow ops (a `tf.while_loop` of matrix products), so a graph holding it
+runs on any host, CPU or GPU; on CPUs it is also the fast path. Each cell's step is
+written once (`lstm_step`, `gru_step`, `simple_rnn_step`). The loops below run one
+direction of one recurrent layer over time
 (`RecurrentEncoder._fused_layer` calls it once per direction). Inputs arrive
 already multiplied by the input kernel, for all time steps in one matrix product.
 
@@ -69,6 +72,39 @@ def _loop(body, steps, carried):
     return tf.while_loop(lambda t, *_: t < steps, body, (0, *carried))[1:]
 
 
+# ----------------------------------------------------------- one step: the arithmetic
+# Each cell's step is written once, here: the loops below and `RecurrentEncoder.step`
+# (generation, beam search) call it. `x` is the step's input already multiplied by the
+# input kernel (plus the input bias), [B, G]; states are [B, H] each. Each returns
+# (new states, what the hand-written gradient needs), in Keras' gate order.
+
+
+def lstm_step(x, states, kernel, recurrent_bias=None):
+    h, c = states
+    i, f, g, o = tf.split(x + tf.matmul(h, kernel), 4, axis=-1)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    return (o * tf.tanh(c), c), (i, f, g, o)
+
+
+def gru_step(x, states, kernel, recurrent_bias):
+    """GRU in Keras' reset_after=True form: the reset gate scales the recurrent term."""
+    (h,) = states
+    x_z, x_r, x_h = tf.split(x, 3, axis=-1)
+    r_z, r_r, r_h = tf.split(tf.matmul(h, kernel) + recurrent_bias, 3, axis=-1)
+    z, r = tf.sigmoid(x_z + r_z), tf.sigmoid(x_r + r_r)
+    n = tf.tanh(x_h + r * r_h)
+    return (z * h + (1.0 - z) * n,), (z, r, n, r_h)
+
+
+def simple_rnn_step(x, states, kernel, recurrent_bias=None):
+    (h,) = states
+    return (tf.tanh(x + tf.matmul(h, kernel)),), ()
+
+
+STEPS = {"lstm": lstm_step, "gru": gru_step, "rnn": simple_rnn_step}
+
+
 def lstm(projected, mask, kernel, h0, c0):
     """LSTM. Returns (h over time, h_T, c_T)."""
 
@@ -79,12 +115,10 @@ def lstm(projected, mask, kernel, h0, c0):
 
         def body(t, h, c, hs, cs, saved_gates):
             keep = _keep(masks, t)
-            i, f, g, o = tf.split(inputs.read(t) + tf.matmul(h, kernel), 4, axis=-1)
-            i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-            new_c = f * c + i * g
-            h, c = _carry(keep, o * tf.tanh(new_c), h), _carry(keep, new_c, c)
+            (new_h, new_c), gates = lstm_step(inputs.read(t), (h, c), kernel)
+            h, c = _carry(keep, new_h, h), _carry(keep, new_c, c)
             return (t + 1, h, c, hs.write(t, h), cs.write(t, c),
-                    saved_gates.write(t, tf.concat([i, f, g, o], axis=-1)))
+                    saved_gates.write(t, tf.concat(gates, axis=-1)))
 
         h, c, hs, cs, saved_gates = _loop(body, steps, (
             h0, c0, _array(h0, steps), _array(c0, steps), _array(projected[0], steps)))
@@ -129,13 +163,9 @@ def gru(projected, mask, kernel, recurrent_bias, h0):
         inputs, masks = _unstack(projected), _unstack_mask(mask)
 
         def body(t, h, hs, saved):
-            keep = _keep(masks, t)
-            x_z, x_r, x_h = tf.split(inputs.read(t), 3, axis=-1)
-            r_z, r_r, r_h = tf.split(tf.matmul(h, kernel) + recurrent_bias, 3, axis=-1)
-            z, r = tf.sigmoid(x_z + r_z), tf.sigmoid(x_r + r_r)
-            n = tf.tanh(x_h + r * r_h)
-            h = _carry(keep, z * h + (1.0 - z) * n, h)
-            return t + 1, h, hs.write(t, h), saved.write(t, tf.concat([z, r, n, r_h], -1))
+            (new_h,), gates = gru_step(inputs.read(t), (h,), kernel, recurrent_bias)
+            h = _carry(_keep(masks, t), new_h, h)
+            return t + 1, h, hs.write(t, h), saved.write(t, tf.concat(gates, -1))
 
         h, hs, saved = _loop(body, steps, (
             h0, _array(h0, steps), _array(tf.concat([h0, projected[0]], -1), steps)))
@@ -181,7 +211,8 @@ def simple_rnn(projected, mask, kernel, h0):
         inputs, masks = _unstack(projected), _unstack_mask(mask)
 
         def body(t, h, hs):
-            h = _carry(_keep(masks, t), tf.tanh(inputs.read(t) + tf.matmul(h, kernel)), h)
+            (new_h,), _ = simple_rnn_step(inputs.read(t), (h,), kernel)
+            h = _carry(_keep(masks, t), new_h, h)
             return t + 1, h, hs.write(t, h)
 
         h, hs = _loop(body, steps, (h0, _array(h0, steps)))

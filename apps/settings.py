@@ -1,9 +1,12 @@
-"""Settings every task shares: tokenizer, recurrent encoder and training loop.
+"""Settings: one dataclass per task, assembled from the groups of settings tasks share.
 
-A task's settings dataclass inherits `CommonSettings`, adds its own fields and may
-redeclare a field to change its default (the language model is unidirectional, for
-example). `apps.options.train_options` turns the same fields into CLI flags, so a
-flag, a config-file key and a `config.json` entry always have the same name.
+Every field is declared once with `setting(default, help, ...)`; that one declaration
+is the dataclass default, the CLI flag (`apps.options.settings_options`), the
+config-file key and the `config.json` entry, so the four always share a name. A task
+composes the groups it needs (`DataSettings`, `TokenizerSettings`,
+`EncoderSettings`, `TrainingSettings`), adds its own fields, and may redeclare a field to change its
+default with a plain annotation (`units: int = 512`): the help is found on the base.
+`validate` names the flag of any bad value.
 """
 
 from __future__ import annotations
@@ -11,13 +14,31 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from apps.config import require
 from apps.errors import ConfigError
-from apps.layers import CELLS
-from pipelines.tokenizer import MODEL_TYPES
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+CELLS = ("rnn", "lstm", "gru")
+TOKENIZER_TYPES = ("unigram", "bpe", "char", "word")
+IMPLEMENTATIONS = ("auto", "keras", "fused")
+
+
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,  # noqa: A002
+            section: str = "data", flag: bool = True):
+    """A settings field: its default, the help its flag shows, and where --help lists it."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "section": section, "flag": flag})
+
+
+def field_metadata(settings_class, name: str) -> dict[str, Any]:
+    """The metadata of `name`, from the nearest class in the hierarchy that declared it."""
+    for klass in settings_class.__mro__:
+        for field in dataclasses.fields(klass) if dataclasses.is_dataclass(klass) else ():
+            if field.name == name and field.metadata:
+                return dict(field.metadata)
+    return {"help": "", "choices": None, "section": "data", "flag": True}
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -34,41 +55,102 @@ def parse_duration(text: str | None) -> float | None:
 
 
 @dataclass
-class CommonSettings:
-    """Defaults < config file < flags; `validate` names the flag of any bad value."""
-
-    # tokenizer
-    tokenizer: str = "unigram"
-    vocab_size: int = 8000
-    # model
-    cell: str = "lstm"
-    units: int = 128
-    layers: int = 1
-    bidirectional: bool = True
-    embedding_dim: int = 128
-    dropout: float = 0.0
-    residual: bool = False
-    implementation: str = "auto"
-    # training
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    clip_norm: float | None = None
-    patience: int = 0
-    time_budget: str | None = None
-    seed: int = 1
+class Settings:
+    """The root of every settings class: `validate` chains through the groups."""
 
     def validate(self) -> None:
-        require(self.tokenizer in MODEL_TYPES, "tokenizer", f"one of {', '.join(MODEL_TYPES)}",
-                self.tokenizer)
+        for field in dataclasses.fields(self):
+            choices = field_metadata(type(self), field.name)["choices"]
+            value = getattr(self, field.name)
+            if choices and value is not None:
+                require(value in choices, field.name, f"one of {', '.join(choices)}", value)
+
+
+@dataclass
+class DataSettings(Settings):
+    """Where training and validation data come from; each task declares its own `data`."""
+
+    data: str = setting("", "Training data: a file or tfds:NAME[/CONFIG][:SPLIT].")
+    valid: str | None = setting(None, "Validation data (same forms as --data); picks the best "
+                                "epoch. A TFDS name without a split reads its validation "
+                                "split. Without validation data, --valid-fraction of the "
+                                "training data is held out.")
+    valid_fraction: float = setting(0.1, "Share of the training data held out when there is "
+                                    "no validation data.")
+
+    def validate(self) -> None:
+        super().validate()
+        require(0.0 < self.valid_fraction < 1.0, "valid_fraction", "in (0, 1)",
+                self.valid_fraction)
+
+
+@dataclass
+class TokenizerSettings(Settings):
+    tokenizer: str = setting("unigram", "SentencePiece model type trained on the training "
+                             "data.", TOKENIZER_TYPES, section="tokenizer")
+    vocab_size: int = setting(8000, "Upper bound on the vocabulary size (small corpora get "
+                              "fewer pieces).", section="tokenizer")
+
+    def validate(self) -> None:
+        super().validate()
         require(self.vocab_size >= 8, "vocab_size", "at least 8", self.vocab_size)
-        require(self.cell in CELLS, "cell", f"one of {', '.join(CELLS)}", self.cell)
-        for key in ("units", "layers", "embedding_dim", "epochs", "batch_size"):
+
+
+@dataclass
+class EncoderSettings(Settings):
+    cell: str = setting("lstm", "Recurrent cell: rnn (SimpleRNN), lstm or gru.", CELLS,
+                        section="model")
+    units: int = setting(128, "Hidden units per direction and layer.", section="model")
+    layers: int = setting(1, "Stacked recurrent layers.", section="model")
+    bidirectional: bool = setting(True, "Also read right to left (encoders only).",
+                                  section="model")
+    embedding_dim: int = setting(128, "Token embedding size.", section="model")
+    dropout: float = setting(0.0, "Dropout rate on embeddings, between layers and before "
+                             "the output.", section="model")
+    residual: bool = setting(False, "Residual connections between recurrent layers of "
+                             "equal size.", section="model")
+    implementation: str = setting(
+        "auto", "Recurrence while training: keras (stock layers: cuDNN on a GPU), fused "
+        "(the fast CPU loop), or auto (keras with a GPU, else fused). Exports hold the "
+        "portable fused loop unless exported with --gpu-only.", IMPLEMENTATIONS,
+        section="model")
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("units", "layers", "embedding_dim"):
             value = getattr(self, key)
             require(value >= 1, key, "a positive whole number", value)
         require(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)", self.dropout)
-        require(self.implementation in ("auto", "keras", "fused"), "implementation",
-                "auto, keras or fused", self.implementation)
+
+    def encoder_arguments(self) -> dict:
+        """Keyword arguments for `apps.layers.RecurrentEncoder`."""
+        return dict(cell=self.cell, units=self.units, num_layers=self.layers,
+                    bidirectional=self.bidirectional, dropout=self.dropout,
+                    residual=self.residual, implementation=self.implementation)
+
+
+@dataclass
+class TrainingSettings(Settings):
+    epochs: int = setting(10, "Passes over the training data.", section="training")
+    batch_size: int = setting(64, "Examples per batch.", section="training")
+    learning_rate: float = setting(1e-3, "Adam learning rate.", section="training")
+    clip_norm: float | None = setting(None, "Clip each gradient to this global norm (off "
+                                      "when unset).", section="training")
+    patience: int = setting(0, "Stop after this many epochs without validation improvement "
+                            "(0: never).", section="training")
+    time_budget: str | None = setting(None, "Stop cleanly after this much training time, e.g. "
+                                      "90s, 15m, 1h; the best epoch so far is kept.",
+                                      section="training")
+    seed: int = setting(1, "Random seed. The same seed, data, settings and machine give the "
+                        "same model, bit for bit (TensorFlow's op determinism is on), unless "
+                        "--time-budget stops the run: then the wall clock decides how many "
+                        "steps run.", section="training")
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("epochs", "batch_size"):
+            value = getattr(self, key)
+            require(value >= 1, key, "a positive whole number", value)
         require(self.learning_rate > 0, "learning_rate", "positive", self.learning_rate)
         require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive",
                 self.clip_norm)
@@ -78,13 +160,3 @@ class CommonSettings:
     @property
     def time_budget_seconds(self) -> float | None:
         return parse_duration(self.time_budget)
-
-    def encoder_arguments(self) -> dict:
-        """Keyword arguments for `apps.layers.RecurrentEncoder`."""
-        return dict(cell=self.cell, units=self.units, num_layers=self.layers,
-                    bidirectional=self.bidirectional, dropout=self.dropout,
-                    residual=self.residual, implementation=self.implementation)
-
-
-def field_defaults(settings_class) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(settings_class)}

@@ -27,6 +27,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from apps.errors import AppError, ConfigError
 from apps.layout import atomic_write_text
@@ -39,13 +40,12 @@ RESUMABLE_CHANGES = {"epochs", "patience", "time_budget"}
 
 @dataclass(frozen=True)
 class RunDirectory:
-    """The files a training run writes (see DESIGN.md)."""
+    """The files a training run writes (docs/architecture.md); the inputters add theirs
+    (`tokenizer.model`, `labels.json`, ...)."""
 
     path: Path
 
     config = property(lambda self: self.path / "config.json")
-    tokenizer = property(lambda self: self.path / "tokenizer.model")
-    labels = property(lambda self: self.path / "labels.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     best_weights = property(lambda self: self.path / "checkpoints" / "best.weights.h5")
     backup = property(lambda self: self.path / "backup")
@@ -70,8 +70,16 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def set_seed(seed: int) -> None:
-    """Python, NumPy and TensorFlow generators from one seed (reproducible runs)."""
+    """Python, NumPy and TensorFlow generators from one seed, and deterministic ops.
+
+    With op determinism on, TensorFlow picks deterministic kernels (and raises where
+    an op has none), so the same seed, data, settings and machine give the same
+    weights bit for bit. A different number of CPU cores or another TensorFlow
+    version may still change the last bits of sums, and a run that `--time-budget`
+    stops depends on the wall clock.
+    """
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 # ------------------------------------------------------------------------ run directory
@@ -186,11 +194,15 @@ class ResumableTraining(keras.callbacks.Callback):
         patience: stop after this many epochs without improvement (0: never).
         time_budget: seconds of training after which to stop cleanly (None: no limit).
         state: what `load_backup` returned when resuming, else None.
+        clock: a float variable set to the seconds trained so far (an interrupted run's
+            included) before every batch, for schedules that follow the time budget.
     """
 
     def __init__(self, run: RunDirectory, monitor: str, mode: str, patience: int = 0,
-                 time_budget: float | None = None, state: dict[str, Any] | None = None):
+                 time_budget: float | None = None, state: dict[str, Any] | None = None,
+                 clock: tf.Variable | None = None):
         super().__init__()
+        self.clock = clock
         self.run, self.monitor, self.mode = run, monitor, mode
         self.patience, self.time_budget = patience, time_budget
         state = state or {}
@@ -209,6 +221,10 @@ class ResumableTraining(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.clock is not None:
+            self.clock.assign(time.perf_counter() - self._train_start)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.time_budget and time.perf_counter() - self._train_start > self.time_budget:
@@ -253,10 +269,11 @@ class ResumableTraining(keras.callbacks.Callback):
 
 def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: int,
         monitor: str, mode: str, patience: int = 0, time_budget: float | None = None,
-        resume: bool = False, verbose: int = 1) -> ResumableTraining:
+        resume: bool = False, verbose: int = 1,
+        clock: tf.Variable | None = None) -> ResumableTraining:
     """`model.fit` with resume, best-epoch selection and TensorBoard; loads the best weights."""
     state = load_backup(model, run) if resume else None
-    tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state)
+    tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state, clock)
     initial_epoch = state["epoch"] + 1 if state else 0
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if initial_epoch < epochs and not stopped_early:

@@ -91,11 +91,12 @@ def naive_speed(run: Path, tokens: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
 
+    from apps import runner
     from apps.lm import decoding
-    from apps.lm.task import TrainedModel
+    from apps.lm.task import TASK
     from pipelines.tokenizer import BOS_ID
 
-    trained = TrainedModel(run)
+    trained = runner.load(TASK, run)
     model = trained.model
     one = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
 
@@ -106,7 +107,7 @@ def naive_speed(run: Path, tokens: int) -> dict:
         return decoding.next_tokens(logits[:, -1], one(0.8, tf.float32), one(0, tf.int32),
                                     one(1.0, tf.float32), one(1, tf.int64), position)
 
-    ids = [BOS_ID] + trained.tokenizer.encode([PROMPT])[0]
+    ids = [BOS_ID] + trained.inputters["text"].tokenizer.encode([PROMPT])[0]
     next_token(tf.constant([ids]), 0)  # trace once
     start = time.perf_counter()
     for _ in range(tokens):

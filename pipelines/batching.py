@@ -1,19 +1,68 @@
 """Batches of similar length with dynamic padding: no batch is padded to the corpus maximum.
 
-Sequences are right-padded with 0 (the tokenizer's pad id), the only layout cuDNN
-accepts with masks. Training batches come from `tf.data`'s
-`bucket_by_sequence_length`; evaluation and prediction sort by length and restore
-the original order afterwards.
+Variable-length data (token ids, audio samples) is held as `Ragged`: one flat array and
+the length of each row, which `tf.data` slices without building a tensor per example.
+`bucketed_dataset` batches any number of such columns side by side (a text and its
+label, a source and its target), grouping rows of similar length with `tf.data`'s
+`bucket_by_sequence_length` and right-padding each batch to its own longest row with
+0, the tokenizer's pad id, which is what masks look for and the only layout cuDNN
+accepts with masks. Inference sorts by length instead (`sorted_batches`) and puts the
+results back in input order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from pipelines.tokenizer import PAD_ID
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """Rows of different lengths as one flat `values` array plus `lengths` [rows]."""
+
+    values: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence], dtype=np.int32) -> Ragged:
+        lengths = np.array([len(row) for row in rows], dtype=np.int64)
+        values = np.fromiter((v for row in rows for v in row), dtype=dtype,
+                             count=int(lengths.sum()))
+        return cls(values, lengths)
+
+    @classmethod
+    def from_tensor(cls, ragged: tf.RaggedTensor) -> Ragged:
+        return cls(ragged.flat_values.numpy(), ragged.row_lengths().numpy().astype(np.int64))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Ragged]) -> Ragged:
+        if not parts:
+            return cls(np.zeros([0], np.int32), np.zeros([0], np.int64))
+        return cls(np.concatenate([p.values for p in parts]),
+                   np.concatenate([p.lengths for p in parts]))
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.cumsum(self.lengths) - self.lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def row(self, index: int) -> np.ndarray:
+        start = int(self.starts[index]) if index else 0
+        return self.values[start : start + int(self.lengths[index])]
+
+    def rows(self) -> list[list]:
+        return [row.tolist() for row in np.split(self.values, np.cumsum(self.lengths)[:-1])] \
+            if len(self) else []
+
+    def select(self, indices: Sequence[int]) -> Ragged:
+        return Ragged.from_rows([self.row(i) for i in indices], self.values.dtype)
 
 
 def truncate(ids: Sequence[Sequence[int]], max_length: int) -> list[list[int]]:
@@ -33,7 +82,7 @@ def bucket_boundaries(lengths: Sequence[int], batch_size: int, max_buckets: int 
 
 
 def pad_batch(ids: Sequence[Sequence[int]]) -> np.ndarray:
-    """Right-pad a list of id lists to their own longest length."""
+    """Right-pad a list of id lists to their own longest length (at least one column)."""
     width = max(1, max(len(seq) for seq in ids))
     batch = np.full((len(ids), width), PAD_ID, dtype=np.int32)
     for row, seq in enumerate(ids):
@@ -45,7 +94,7 @@ def prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Prefetch two batches, with tf.data's autotuning off.
 
     With autotuning on, Keras' `fit` stalled for seconds at some epoch boundaries on
-    this 2-core machine (13-second epochs took up to 41 s; a stack dump showed it
+    a 2-core machine (13-second epochs took up to 41 s; a stack dump showed it
     dropping the previous epoch's iterator), far more than tuning gains on pipelines
     this cheap (docs/benchmarks.md).
     """
@@ -54,40 +103,58 @@ def prefetched(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.prefetch(2).with_options(options)
 
 
-def training_dataset(
-    ids: Sequence[Sequence[int]], targets: np.ndarray, batch_size: int, seed: int,
-    shuffle: bool = True,
+def _slicer(column: Ragged | np.ndarray):
+    """index -> that row of `column`, from constants built once for the whole column."""
+    if isinstance(column, Ragged):
+        values = tf.constant(column.values)
+        starts = tf.constant(column.starts)
+        ends = tf.constant(column.starts + column.lengths)
+        return lambda index: values[starts[index] : ends[index]]
+    array = tf.constant(np.asarray(column))
+    return lambda index: array[index]
+
+
+def bucketed_dataset(
+    columns: Sequence[Ragged | np.ndarray], batch_size: int, seed: int, shuffle: bool = True,
+    lengths: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """(padded ids, targets) batches bucketed by length, reshuffled every epoch."""
-    lengths = np.array([len(seq) for seq in ids], dtype=np.int64)
-    flat = tf.constant(np.fromiter((i for seq in ids for i in seq), dtype=np.int32,
-                                   count=int(lengths.sum())))
-    starts, ends = tf.constant(np.cumsum(lengths) - lengths), tf.constant(np.cumsum(lengths))
-    targets = tf.constant(np.asarray(targets))
+    """Tuples of batched columns, rows of similar length together, reshuffled every epoch.
 
-    def example(index):  # slices of one flat array: no per-sequence tensors to build
-        return flat[starts[index] : ends[index]], targets[index]
-
-    dataset = tf.data.Dataset.range(len(ids))
+    `Ragged` columns are right-padded (ids with PAD_ID, floats with 0) to the longest
+    row of their batch; other columns (labels, one value per row) are stacked.
+    `lengths` picks the bucket of each row: by default its longest ragged column.
+    """
+    rows = {len(column) for column in columns}
+    if len(rows) != 1:
+        raise ValueError(f"columns of different lengths: {sorted(rows)}")
+    if lengths is None:
+        ragged = [c.lengths for c in columns if isinstance(c, Ragged)]
+        lengths = np.max(ragged, axis=0) if ragged else np.ones(rows.pop(), np.int64)
+    slicers = [_slicer(column) for column in columns]
+    dataset = tf.data.Dataset.range(len(lengths))
     if shuffle:
-        dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(example)
+        dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
+    bucket_lengths = tf.constant(np.asarray(lengths, np.int32))
+    dataset = dataset.map(lambda index: (bucket_lengths[index],
+                                         tuple(slicer(index) for slicer in slicers)))
     boundaries = bucket_boundaries(lengths, batch_size)
+    padding = tuple((PAD_ID if np.issubdtype(c.values.dtype, np.integer) else 0.0)
+                    if isinstance(c, Ragged) else None for c in columns)
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda seq, _target: tf.shape(seq)[0],
+        element_length_func=lambda length, _row: length,
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        padding_values=(PAD_ID, None),
+        padding_values=(None, padding),
         pad_to_bucket_boundary=False,
-    )
+    ).map(lambda _lengths, row: row)
     return prefetched(dataset)
 
 
-def sorted_batches(
-    ids: Sequence[Sequence[int]], batch_size: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def sorted_batches(ids: Ragged | Sequence[Sequence[int]], batch_size: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(original positions, padded ids) in length order, for inference with little padding."""
-    order = np.argsort([len(seq) for seq in ids], kind="stable")
+    rows = ids.rows() if isinstance(ids, Ragged) else ids
+    order = np.argsort([len(seq) for seq in rows], kind="stable")
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
-        yield positions, pad_batch([ids[i] for i in positions])
+        yield positions, pad_batch([rows[i] for i in positions])

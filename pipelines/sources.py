@@ -177,6 +177,10 @@ def read_labeled_file(
 # --------------------------------------------------------------------------- TFDS
 
 
+class MissingSplit(DataError):
+    """A TFDS set has no split of the name a source defaulted to (it named none)."""
+
+
 def _tfds_load(spec: TfdsSpec, default_split: str):
     """`tfds.load` with one clear error when the data set cannot be had."""
     import tensorflow_datasets as tfds
@@ -186,6 +190,9 @@ def _tfds_load(spec: TfdsSpec, default_split: str):
         dataset, info = tfds.load(spec.name, split=split, with_info=True, shuffle_files=False)
     except Exception as error:  # TFDS raises many kinds: registration, download, split
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if spec.split is None and f"Unknown split {split!r}" in first_line:
+            raise MissingSplit(f"TensorFlow Datasets '{spec.name}' has no '{split}' split.") \
+                from None
         raise DataError(
             f"Could not load TensorFlow Datasets '{spec.name}' split '{split}' "
             f"({type(error).__name__}: {first_line[:200]}): check the name and your "

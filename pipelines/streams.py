@@ -1,7 +1,8 @@
 """Token streams for language modelling: one long text as parallel, consecutive segments.
 
-A corpus is read as a single stream of ids that starts with the begin id, so the
-model predicts every token of the text, the first one included. For truncated
+A corpus is read as a single stream of ids (`TextInputter.encode_stream`) that starts
+with the begin id, so the model predicts every token of the text, the first one
+included. For truncated
 backpropagation through time the stream is cut into `streams` equal parts read side
 by side: row b of batch k+1 continues row b of batch k, so a model may carry its
 recurrent state from one batch to the next (stateful training) and still see every
@@ -10,37 +11,12 @@ token once per epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import tensorflow as tf
 
 from apps.errors import DataError
 from pipelines.batching import prefetched
-from pipelines.tokenizer import BOS_ID, Tokenizer
-
-CHUNK_CHARS = 1 << 20
-
-
-def text_chunks(text: str, size: int = CHUNK_CHARS) -> Iterator[str]:
-    """Pieces of about `size` characters that end at a newline (or the text's end)."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start + size)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
-
-
-def encode_stream(tokenizer: Tokenizer, text: str) -> np.ndarray:
-    """The ids of `text` as one int32 array, encoded in newline-aligned chunks.
-
-    With an `exact_text` tokenizer no piece crosses a newline, so this equals
-    encoding the whole text at once, without holding every piece of it in memory.
-    """
-    parts = [np.asarray(ids, dtype=np.int32) for chunk in text_chunks(text)
-             for ids in tokenizer.encode([chunk])]
-    return np.concatenate(parts) if parts else np.zeros([0], np.int32)
+from pipelines.tokenizer import BOS_ID
 
 
 def with_bos(ids: np.ndarray) -> np.ndarray:

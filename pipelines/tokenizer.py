@@ -8,9 +8,12 @@ exported SavedModels, so training and serving cannot drift apart. Ids are fixed:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -24,6 +27,28 @@ log = logging.getLogger(__name__)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
 MAX_SENTENCE_BYTES = 1 << 16
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Hide C++ lines on stderr, such as SentencePiece's "precompiled_charsmap is empty".
+
+    An exact-text tokenizer has no normalisation table, and SentencePiece says so
+    each time TensorFlow loads it; Python errors still propagate. Off with --debug
+    (when the root logger shows DEBUG).
+    """
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class Tokenizer:
@@ -150,11 +175,11 @@ class Tokenizer:
         """tensorflow-text's tokenizer for this model, its resource pinned to the CPU.
 
         `SentencepieceOp` has no GPU kernel: TF Serving on a GPU host fails or falls
-        back unless the op is placed on the CPU explicitly (see SERVING.md). Call the
+        back unless the op is placed on the CPU explicitly (docs/serving.md). Call the
         returned tokenizer under `tf.device("/CPU:0")` too.
         """
         import tensorflow as tf
         import tensorflow_text as tf_text
 
-        with tf.device("/CPU:0"):
+        with quiet_native_logs(), tf.device("/CPU:0"):
             return tf_text.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)

@@ -1,4 +1,8 @@
-"""Shared test fixtures: the real data sets in ../shared/data, and quiet TensorFlow."""
+"""Shared test fixtures: samples the repository carries, and quiet TensorFlow.
+
+Tests run on data in the repository (tests/data, the sentiment sample), so every
+clone runs every test; only benchmarks read the data sets in ../shared/data.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,22 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 SAMPLE = ROOT / "apps" / "sentiment" / "sample"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """../shared/data, or a skip saying why when this checkout has none beside it."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data sets not found at {SHARED_DATA}")
-    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")
 def sentiment_sample() -> Path:
     """The bundled sample (train.tsv, valid.tsv) that `make quickstart` trains on."""
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def shakespeare_files() -> tuple[Path, Path]:
+    """40,000 and 8,000 characters of Tiny Shakespeare (public domain), cut at line ends."""
+    return DATA / "shakespeare_train.txt", DATA / "shakespeare_valid.txt"
+
+
+@pytest.fixture(scope="session")
+def shakespeare(shakespeare_files) -> tuple[str, str]:
+    return tuple(path.read_text(encoding="utf-8") for path in shakespeare_files)

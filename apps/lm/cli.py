@@ -1,4 +1,4 @@
-"""`apps lm ...`: parse flags, call `apps.lm.task`, print results."""
+"""`apps lm ...`: train, evaluate and export from the runner, plus `generate`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from apps.config import resolve
-from apps.lm import task
-from apps.options import train_options, typed_flags
+from apps.commands import TaskTexts, task_group
+from apps.lm import generation, task
+from apps.options import option
 
 EXAMPLES = """
 \b
@@ -24,71 +24,35 @@ Examples:
 """
 
 
-@click.group(epilog=EXAMPLES)
-def lm():
-    """Language modelling: train on any plain text, evaluate, generate, export."""
+def summarize(report: dict) -> str:
+    return (f"Best epoch {report['best_epoch']}: validation {report['nats_per_char']:.4f} "
+            f"nats/char ({report['bits_per_char']:.4f} bits/char), perplexity "
+            f"{report['perplexity']:.3f} per token")
 
 
-@lm.command()
-@click.option("--data", help="Training text: a UTF-8 file, or tfds:NAME[/CONFIG][:SPLIT]. "
-              " [default: tfds:tiny_shakespeare]")
-@click.option("--valid", help="Validation text (same forms); picks the best epoch. Without "
-              "it, the last --valid-fraction of --data is held out.")
-@click.option("--text-column", help="TFDS feature holding the text [default: the first "
-              "text feature].")
-@click.option("--valid-fraction", type=float, help="Share of --data held out without "
-              "--valid.  [default: 0.1]")
-@click.option("--tokenizer", type=click.Choice(task.TOKENIZERS), help="SentencePiece model "
-              "type trained on the training data; each reproduces the text exactly.  "
-              "[default: char]")
-@click.option("--sequence-length", type=int, help="Tokens per segment: gradients flow back "
-              "this far (truncated backpropagation through time).  [default: 64]")
-@click.option("--stateful/--no-stateful", default=None, help="Carry the recurrent state "
-              "from one segment to the next (the batch rows are consecutive parts of the "
-              "text).  [default: on]")
-@click.option("--tie-embeddings/--no-tie-embeddings", default=None, help="Share the "
-              "embedding matrix with the output layer (with a projection when --units "
-              "differs from --embedding-dim).  [default: off]")
-@click.option("--lr-schedule", type=click.Choice(task.LR_SCHEDULES), help="Learning rate: "
-              "constant, or warm-up then cosine decay to zero over all epochs (or over "
-              "--time-budget, if that ends first).  [default: cosine]")
-@click.option("--warmup-steps", type=int, help="Steps of linear warm-up (cosine schedule). "
-              " [default: 100]")
-@train_options(task.LanguageModelSettings, skip=("bidirectional", "tokenizer"))
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-@click.pass_context
-def train(ctx, quiet, config_file, output, overwrite, **_):
-    """Train a language model on plain text, read as one continuous token stream.
-
-    Writes a run directory (config.json, tokenizer.model, checkpoints, history.csv,
-    metrics.json, TensorBoard logs, plots). Interrupted runs resume when the same
-    command is run again.
-    """
-    settings = resolve(task.LanguageModelSettings, config_file, typed_flags(ctx))
-    run_dir, report = task.train(settings, output, overwrite, verbose=0 if quiet else 1)
-    click.echo(f"Best epoch {report['best_epoch']}: validation {report['nats_per_char']:.4f} "
-               f"nats/char ({report['bits_per_char']:.4f} bits/char), perplexity "
-               f"{report['perplexity']:.3f} per token")
-    if report.get("stopped_by_time_budget"):
-        click.echo(f"Stopped by the time budget after {report['epochs_run']} epoch(s).")
-    click.echo(f"Run directory: {run_dir}")
+def show_report(report: dict) -> str:
+    return (f"chars          {report['chars']}\ntokens         {report['tokens']}\n"
+            f"nats/char      {report['nats_per_char']:.4f}\n"
+            f"bits/char      {report['bits_per_char']:.4f}\n"
+            f"perplexity     {report['perplexity']:.4f} (per token)")
 
 
-@lm.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--data", required=True, help="Text to score: a file or tfds:NAME[:SPLIT].")
-@click.option("--text-column", help="TFDS feature holding the text.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(model, data, text_column, as_json):
-    """Score MODEL (run directory or SavedModel) on a whole text read as one stream."""
-    report = task.evaluate(model, data, text_column)
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    click.echo(f"chars          {report['chars']}\ntokens         {report['tokens']}\n"
-               f"nats/char      {report['nats_per_char']:.4f}\n"
-               f"bits/char      {report['bits_per_char']:.4f}\n"
-               f"perplexity     {report['perplexity']:.4f} (per token)")
+TEXTS = TaskTexts(
+    group_help="Language modelling: train on any plain text, evaluate, generate, export.",
+    examples=EXAMPLES,
+    train_help=(
+        "Train a language model on plain text, read as one continuous token stream.\n\n"
+        "Writes a run directory (config.json, tokenizer.model, checkpoints, history.csv, "
+        "metrics.json, TensorBoard logs, plots). Interrupted runs resume when the same "
+        "command is run again."),
+    summarize=summarize,
+    show_report=show_report,
+    exported="signatures serving_default: prompt, max_tokens, temperature -> text; generate; "
+             "score: text -> log_likelihood, tokens, chars",
+)
+lm = task_group(task.TASK, TEXTS, evaluate_options=[
+    option("--text-column", help="TFDS feature holding the text."),
+])
 
 
 def unescape(text: str | None) -> str | None:
@@ -122,11 +86,11 @@ def unescape(text: str | None) -> str | None:
 def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_samples, stop,
              as_json):
     """Continue --prompt with MODEL (run directory or SavedModel), streaming the text."""
-    sampling = task.Sampling(max_tokens, temperature, top_k, top_p, seed, num_samples,
+    sampling = generation.Sampling(max_tokens, temperature, top_k, top_p, seed, num_samples,
                              unescape(stop))
     sampling.validate()
     if as_json:
-        for sample in task.generate(model, prompt, sampling):
+        for sample in generation.generate(model, prompt, sampling):
             click.echo(json.dumps(sample, ensure_ascii=False))
         return
 
@@ -138,21 +102,9 @@ def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_sam
     def emit(piece):
         click.echo(piece, nl=False)
 
-    samples = task.generate(model, prompt, sampling, emit=emit, on_sample_start=start)
+    samples = generation.generate(model, prompt, sampling, emit=emit, on_sample_start=start)
     click.echo()
     speed = sum(s["tokens"] for s in samples) / sum(s["tokens"] / s["tokens_per_second"]
                                                     for s in samples)
     click.echo(f"[{sum(s['tokens'] for s in samples)} tokens, {speed:.0f} tokens/s]",
                err=True)
-
-
-@lm.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--model-base-path", type=click.Path(path_type=Path), default="saved_models",
-              show_default=True, help="Root of the TF Serving layout <name>/<version>/.")
-@click.option("--name", default="lm", show_default=True, help="Model name.")
-def export(run_dir, model_base_path, name):
-    """Export RUN_DIR's best model as the next SavedModel version (atomic)."""
-    path = task.export(run_dir, model_base_path, name)
-    click.echo(f"Exported {path} (signatures serving_default: prompt, max_tokens, temperature "
-               "-> text; generate; score: text -> log_likelihood, tokens, chars)")

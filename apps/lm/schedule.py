@@ -11,7 +11,6 @@ schedule and runs are reproducible.
 from __future__ import annotations
 
 import math
-import time
 
 import keras
 import tensorflow as tf
@@ -20,26 +19,24 @@ import tensorflow as tf
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Peak `learning_rate` after `warmup_steps`, zero at `total_steps` or `budget_seconds`.
 
-    Call `start_clock(already_spent)` when training (re)starts: the time part counts
-    from then, plus the seconds an interrupted run had already spent.
+    `clock` is the runner's training clock (`apps.training.TrainingClock`): a variable
+    holding the seconds trained so far, an interrupted run's included, so the graph
+    reads time without a timestamp op (TensorFlow's op determinism forbids those).
     """
 
     def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0,
-                 budget_seconds: float | None = None):
+                 budget_seconds: float | None = None, clock: tf.Variable | None = None):
         self.learning_rate, self.total_steps = float(learning_rate), max(int(total_steps), 1)
         self.warmup_steps = min(int(warmup_steps), self.total_steps - 1)
-        self.budget_seconds = budget_seconds
-        self.started = time.time()
-
-    def start_clock(self, already_spent: float = 0.0) -> None:
-        self.started = time.time() - already_spent
+        self.budget_seconds = budget_seconds if clock is not None else None
+        self.clock = clock
 
     def __call__(self, step):
         step = tf.cast(step, tf.float64)
         warmup = tf.cast(self.warmup_steps, tf.float64)
         progress = (step - warmup) / tf.cast(self.total_steps - self.warmup_steps, tf.float64)
         if self.budget_seconds:
-            spent = (tf.timestamp() - self.started) / self.budget_seconds
+            spent = tf.cast(self.clock, tf.float64) / self.budget_seconds
             progress = tf.maximum(progress, spent)
         progress = tf.clip_by_value(progress, 0.0, 1.0)
         decayed = 0.5 * (1.0 + tf.cos(math.pi * progress))

@@ -1,7 +1,8 @@
 """The exported language model's signatures: raw strings in, generated text or scores out.
 
-Tokenisation and detokenisation run inside the graph on the CPU (SentencePiece has
-no GPU kernel, see SERVING.md), with only core TensorFlow and tensorflow-text ops:
+Tokenisation and detokenisation run inside the graph on the CPU (the text inputter
+pins them there: SentencePiece has no GPU kernel), with only core TensorFlow and
+tensorflow-text ops:
 
 - `serving_default`: prompt, max_tokens, temperature -> text (prompt included). The
   generation loop is a `tf.while_loop` in the graph, so TF Serving needs no client loop.
@@ -23,22 +24,17 @@ def _strings(name):
     return tf.TensorSpec([None], tf.string, name=name)
 
 
-def signatures(model, tokenizer) -> dict:
-    """tf.functions for `apps.export.export_saved_model`; `tokenizer` is the graph one."""
-
-    def tokenize(text):
-        with tf.device("/CPU:0"):
-            return tokenizer.tokenize(text)
+def signatures(model, inputter) -> dict:
+    """tf.functions for `apps.export.export_saved_model`; `inputter` is the `TextInputter`."""
 
     def run_generation(prompt, max_tokens, temperature, top_k, top_p, seed):
-        ids = tokenize(prompt)
+        ids = inputter.tokenize(prompt)
         begin = tf.fill([ids.nrows(), 1], BOS_ID)
         prompt_ids = tf.concat([begin, ids.to_tensor(default_value=PAD_ID)], axis=1)
         lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
         new_ids = decoding.generate_loop(model, prompt_ids, lengths, max_tokens, temperature,
                                          top_k, top_p, seed)
-        with tf.device("/CPU:0"):
-            continuation = tokenizer.detokenize(new_ids)
+        continuation = inputter.detokenize(new_ids)
         unknown = tf.reduce_sum(tf.cast(tf.equal(ids, UNK_ID), tf.int32), axis=1)
         return {"text": tf.strings.join([prompt, continuation]),
                 "tokens": tf.cast(new_ids.row_lengths(), tf.int32), "unknown": unknown}
@@ -64,7 +60,7 @@ def signatures(model, tokenizer) -> dict:
 
     @tf.function(input_signature=[_strings("text")])
     def score(text):
-        ids = tokenize(text)
+        ids = inputter.tokenize(text)
         lengths = tf.cast(ids.row_lengths(), tf.int32)
         dense = ids.to_tensor(default_value=PAD_ID)
         total = decoding.log_likelihood(model, dense, lengths)

@@ -41,19 +41,25 @@ class SentimentClassifier(keras.Model):
     The members' recurrences are independent ops in one graph, so TensorFlow runs
     them in parallel on several cores.
 
+    An empty text (no token at all) carries no evidence: `scores` gives it the
+    training data's label frequencies (`priors`), so its label is the most common
+    class, whatever the pooling.
+
     Args:
         vocab_size: tokenizer vocabulary size (id 0 is padding and is masked).
         num_classes: number of labels.
         embedding_dim, pooling, dropout, encoder: see `Member` and `RecurrentEncoder`.
         members: how many classifiers to train and average.
+        priors: each label's share of the training data (uniform when None).
     """
 
     def __init__(self, vocab_size, num_classes, embedding_dim=128, pooling="max",
-                 dropout=0.0, encoder=None, members=1, **kwargs):
+                 dropout=0.0, encoder=None, members=1, priors=None, **kwargs):
         super().__init__(**kwargs)
+        priors = [float(p) for p in priors] if priors else [1.0 / num_classes] * num_classes
         self.settings = dict(vocab_size=vocab_size, num_classes=num_classes,
                              embedding_dim=embedding_dim, pooling=pooling, dropout=dropout,
-                             encoder=dict(encoder or {}), members=members)
+                             encoder=dict(encoder or {}), members=members, priors=priors)
         self.members = [Member(vocab_size, num_classes, embedding_dim, pooling, dropout, encoder,
                                name=f"member_{i}") for i in range(members)]
 
@@ -61,6 +67,12 @@ class SentimentClassifier(keras.Model):
         """Logits [batch, members, classes]."""
         mask = tf.not_equal(ids, PAD_ID)
         return tf.stack([member(ids, mask, training=training) for member in self.members], 1)
+
+    def scores(self, ids):
+        """The ensemble's class probabilities [batch, classes]; `priors` for empty texts."""
+        empty = tf.reduce_all(tf.equal(ids, PAD_ID), axis=1)
+        priors = tf.constant(self.settings["priors"], tf.float32)[None, :]
+        return tf.where(empty[:, None], priors, probabilities(self(ids, training=False)))
 
     def get_config(self):
         return {**super().get_config(), **self.settings}
@@ -84,10 +96,12 @@ def ensemble_accuracy(labels, logits):
     return tf.cast(tf.equal(predicted, tf.cast(tf.reshape(labels, [-1]), tf.int32)), tf.float32)
 
 
-def build(settings, vocab_size: int, num_classes: int) -> SentimentClassifier:
+def build(settings, vocab_size: int, num_classes: int,
+          priors: list[float] | None = None) -> SentimentClassifier:
     """The classifier for resolved `SentimentSettings`, with its weights created."""
     model = SentimentClassifier(vocab_size, num_classes, settings.embedding_dim,
                                 settings.pooling, settings.dropout,
-                                encoder=settings.encoder_arguments(), members=settings.members)
+                                encoder=settings.encoder_arguments(), members=settings.members,
+                                priors=priors)
     model(tf.zeros([1, 1], tf.int32))
     return model

@@ -21,6 +21,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from apps.errors import AppError
 from apps.layout import MODELS_CONFIG, list_versions
 from apps.serve.errors import InvalidArgument, NotFound, ServingError, Unavailable
 from apps.serve.signatures import SERVING_DEFAULT, Signature, read_signature_defs
@@ -91,9 +92,16 @@ class _Model:
 
 
 def load_version(name: str, version: int, path: Path) -> LoadedVersion:
-    """Load a SavedModel version; tensorflow-text first, so its ops are registered."""
+    """Load a SavedModel version; tensorflow-text first, so its ops are registered.
+
+    A GPU-only export on a host without a GPU is refused before loading, with the
+    reason as the version's error (its cuDNN kernels would fail on the first request).
+    """
     import tensorflow_text  # noqa: F401  (SentencePiece ops for the tokenisers in the graphs)
 
+    from apps.export import check_runs_here, read_metadata
+
+    check_runs_here(read_metadata(path), path)
     signature_defs = read_signature_defs(path)
     module = tf.saved_model.load(str(path), tags=["serve"])
     signatures = {
@@ -334,7 +342,8 @@ class ModelRegistry:
             self._warmer(loaded)
         except Exception as exc:  # noqa: BLE001 - any failure is this version's status
             message = (
-                exc.message if isinstance(exc, ServingError) else f"{type(exc).__name__}: {exc}"
+                exc.message if isinstance(exc, ServingError | AppError)
+                else f"{type(exc).__name__}: {exc}"
             )
             message = " ".join(message.split())[:500]
             log.error("Version %d of model %s failed to load: %s", version, model.name, message)

@@ -51,6 +51,29 @@ def test_broken_config_files(tmp_path, content, message):
         resolve(SentimentSettings, tmp_path / "missing.yaml", {})
 
 
+@pytest.mark.parametrize("content, expected", [
+    ('clip_norm: "1.0"\n', 1.0),  # an optional number written as text in YAML
+    ("clip_norm: 2\n", 2.0),
+    ("clip_norm: null\n", None),
+])
+def test_optional_numbers_from_a_file_are_converted(tmp_path, content, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    assert resolve(SentimentSettings, path, {}).clip_norm == expected
+
+
+@pytest.mark.parametrize("content, message", [
+    ('clip_norm: "big"\n', "--clip-norm in '.*' must be a number, got 'big'"),
+    ('bidirectional: "maybe"\n', "--bidirectional in '.*' must be true or false"),
+    ("epochs: true\n", "--epochs in '.*' must be a whole number"),
+])
+def test_wrong_types_in_a_file_get_one_sentence(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        resolve(SentimentSettings, path, {})
+
+
 def test_durations():
     assert parse_duration("90") == 90 and parse_duration("15m") == 900
     assert parse_duration("1.5h") == 5400 and parse_duration(None) is None

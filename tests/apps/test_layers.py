@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.layers import CELLS, RecurrentEncoder, SequencePooling, cudnn_eligible_arguments
+from apps.layers import (
+    CELLS,
+    CudnnUnavailable,
+    RecurrentEncoder,
+    SequencePooling,
+    cudnn_eligible_arguments,
+    traced_recurrence,
+)
 
 
 def batch(seed=0, lengths=(7, 3, 5, 1)):
@@ -35,6 +42,34 @@ def test_fused_recurrence_equals_stock_keras_layers(cell, bidirectional):
     for fused_layer, stock_layer in zip(fused_states, stock_states):
         for a, b in zip(fused_layer, stock_layer):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_a_row_with_no_real_step_gives_zeros_and_its_initial_state_on_both_paths(cell):
+    """An empty text: cuDNN would refuse it, so the Keras path runs it one step and resets it."""
+    inputs, mask = batch(lengths=(4, 0, 2, 0))
+    fused = RecurrentEncoder(cell, 5, num_layers=2, bidirectional=True, implementation="fused")
+    fused(inputs, mask=mask)
+    stock = RecurrentEncoder.from_config({**fused.get_config(), "implementation": "keras"})
+    stock(inputs, mask=mask)
+    stock.set_weights(fused.get_weights())
+    initial = [tuple(tf.random.normal(s.shape, seed=1) for s in layer)
+               for layer in fused.zero_states(4)]
+    for encoder in (fused, stock):
+        sequence, states = encoder(inputs, mask=mask, initial_states=initial)
+        np.testing.assert_allclose(tf.gather(sequence, [1, 3]), 0.0)
+        for got, start in zip(tf.nest.flatten(states), tf.nest.flatten(initial)):
+            np.testing.assert_allclose(tf.gather(got, [1, 3], axis=1),
+                                       tf.gather(start, [1, 3], axis=1), atol=1e-6)
+    np.testing.assert_allclose(fused(inputs, mask=mask)[0], stock(inputs, mask=mask)[0],
+                               atol=1e-5)
+
+
+def test_gpu_only_tracing_refuses_a_cell_without_cudnn_kernels():
+    inputs, mask = batch()
+    encoder = RecurrentEncoder("rnn", 4, implementation="keras")
+    with traced_recurrence("cudnn"), pytest.raises(CudnnUnavailable, match="SimpleRNN"):
+        encoder(inputs, mask=mask)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))

@@ -1,9 +1,10 @@
-"""A tiny character model trained once per session on a real slice of Tiny Shakespeare."""
+"""A tiny character model trained once per session on a slice of Tiny Shakespeare."""
 
 from __future__ import annotations
 
 import pytest
 
+from apps import runner
 from apps.lm import task
 
 TINY = dict(tokenizer="char", units=48, embedding_dim=24, batch_size=8, sequence_length=32,
@@ -11,21 +12,9 @@ TINY = dict(tokenizer="char", units=48, embedding_dim=24, batch_size=8, sequence
 
 
 @pytest.fixture(scope="session")
-def shakespeare(shared_data):
-    folder = shared_data / "lm" / "tinyshakespeare"
-    return (folder / "train.txt").read_text(encoding="utf-8"), \
-        (folder / "valid.txt").read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory, shakespeare):
-    """(train.txt, valid.txt): 40,000 and 8,000 characters, cut at line ends."""
-    train, valid = shakespeare
-    folder = tmp_path_factory.mktemp("corpus")
-    paths = folder / "train.txt", folder / "valid.txt"
-    paths[0].write_text(train[: train.index("\n", 40_000) + 1], encoding="utf-8")
-    paths[1].write_text(valid[: valid.index("\n", 8_000) + 1], encoding="utf-8")
-    return paths
+def corpus(shakespeare_files):
+    """(train.txt, valid.txt): 40,000 and 8,000 characters of Tiny Shakespeare."""
+    return shakespeare_files
 
 
 def tiny_settings(corpus, **changes):
@@ -35,14 +24,14 @@ def tiny_settings(corpus, **changes):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, corpus):
-    run_dir, report = task.train(tiny_settings(corpus),
+    run_dir, report = runner.train(task.TASK, tiny_settings(corpus),
                                  tmp_path_factory.mktemp("runs") / "tiny", verbose=0)
     return run_dir, report
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory, tiny_run):
-    return task.export(tiny_run[0], tmp_path_factory.mktemp("saved_models"))
+    return runner.export(task.TASK, tiny_run[0], tmp_path_factory.mktemp("saved_models"))
 
 
 @pytest.fixture(scope="session")

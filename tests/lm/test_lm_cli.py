@@ -128,3 +128,14 @@ def test_resume_after_kill_9(tmp_path, corpus):
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert history_epochs(output / "history.csv") == list(range(8))
     assert not (output / "backup").exists()
+
+
+def test_a_command_of_another_task_says_so_in_one_sentence(tiny_run, tiny_export):
+    for model in (tiny_run[0], tiny_export):
+        result = run_cli("sentiment", "predict", model, "some text")
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+        assert "of task 'lm', not a sentiment classifier: use `apps lm ...`" in result.output
+        result = run_cli("sentiment", "evaluate", model, "--data", "x.tsv")
+        assert result.exit_code == 1 and "not a sentiment classifier" in result.output
+    result = run_cli("sentiment", "export", tiny_run[0])
+    assert result.exit_code == 1 and "not a sentiment classifier" in result.output

@@ -6,13 +6,15 @@ import csv
 import json
 import logging
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from apps.lm import task
+from apps import runner
+from apps.lm import generation, task
+from apps.lm.generation import Sampling
 from apps.lm.model import build
-from pipelines import streams
 
 
 def load_signatures(path):
@@ -37,8 +39,8 @@ def test_tiny_model_learns_real_text(tiny_run):
 
 def test_score_signature_equals_evaluate(tiny_run, tiny_export, corpus):
     run_dir, _ = tiny_run
-    from_run = task.evaluate(run_dir, str(corpus[1]))
-    from_saved_model = task.evaluate(tiny_export, str(corpus[1]))
+    from_run = runner.evaluate(task.TASK, run_dir, str(corpus[1]))
+    from_saved_model = runner.evaluate(task.TASK, tiny_export, str(corpus[1]))
     for key in ("tokens", "chars"):
         assert from_run[key] == from_saved_model[key]
     assert from_saved_model["nats_per_char"] == pytest.approx(from_run["nats_per_char"],
@@ -47,17 +49,18 @@ def test_score_signature_equals_evaluate(tiny_run, tiny_export, corpus):
     batch = load_signatures(tiny_export)["score"](text=tf.constant(texts))
     assert batch["tokens"].numpy().tolist() == [len(t) for t in texts]
     assert batch["chars"].numpy().tolist() == [len(t) for t in texts]
-    trained = task.TrainedModel(run_dir)
+    trained = runner.load(task.TASK, run_dir)
     for text, value in zip(texts, batch["log_likelihood"].numpy()):
-        alone = task.evaluate_model(trained.model, trained.tokenizer, text) if text else None
+        alone = (task.evaluate_model(trained.model, trained.inputters["text"], text)
+                 if text else None)
         expected = alone["log_likelihood"] if alone else 0.0
         assert value == pytest.approx(expected, rel=1e-5, abs=1e-4)
 
 
 def test_greedy_text_is_the_same_from_the_run_and_the_saved_model(tiny_run, tiny_export):
-    greedy = task.Sampling(max_tokens=80, temperature=0)
+    greedy = Sampling(max_tokens=80, temperature=0)
     for prompt in ("ROMEO:", "", "First Citizen:\nWe"):
-        from_run = task.generate(tiny_run[0], prompt, greedy)[0]
+        from_run = generation.generate(tiny_run[0], prompt, greedy)[0]
         served = load_signatures(tiny_export)["serving_default"](
             prompt=tf.constant([prompt]), max_tokens=tf.constant([80]),
             temperature=tf.constant([0.0]))["text"].numpy()[0].decode()
@@ -66,23 +69,23 @@ def test_greedy_text_is_the_same_from_the_run_and_the_saved_model(tiny_run, tiny
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_run, tiny_export):
-    sampling = task.Sampling(max_tokens=40, temperature=1.0, top_k=20, top_p=0.95, seed=7,
+    sampling = Sampling(max_tokens=40, temperature=1.0, top_k=20, top_p=0.95, seed=7,
                              num_samples=2)
-    first = [s["text"] for s in task.generate(tiny_run[0], "KING:", sampling)]
-    again = [s["text"] for s in task.generate(tiny_run[0], "KING:", sampling)]
-    served = [s["text"] for s in task.generate(tiny_export, "KING:", sampling)]
+    first = [s["text"] for s in generation.generate(tiny_run[0], "KING:", sampling)]
+    again = [s["text"] for s in generation.generate(tiny_run[0], "KING:", sampling)]
+    served = [s["text"] for s in generation.generate(tiny_export, "KING:", sampling)]
     assert first == again == served
     assert first[0] != first[1]  # sample i uses seed + i
 
 
 def test_text_streams_in_pieces_and_stops_at_the_stop_string(tiny_run):
     pieces = []
-    sample = task.generate(tiny_run[0], "", task.Sampling(max_tokens=300, temperature=0.8),
+    sample = generation.generate(tiny_run[0], "", Sampling(max_tokens=300, temperature=0.8),
                            emit=pieces.append)[0]
     assert len(pieces) > 10 and "".join(pieces) == sample["text"]
     stop = sample["text"][100:102]
     pieces = []
-    stopped = task.generate(tiny_run[0], "", task.Sampling(max_tokens=300, temperature=0.8,
+    stopped = generation.generate(tiny_run[0], "", Sampling(max_tokens=300, temperature=0.8,
                                                            stop=stop), emit=pieces.append)[0]
     assert stopped["stopped"] and stop not in stopped["text"]
     assert "".join(pieces) == stopped["text"] and sample["text"].startswith(stopped["text"])
@@ -90,7 +93,7 @@ def test_text_streams_in_pieces_and_stops_at_the_stop_string(tiny_run):
 
 def test_stop_filter_holds_back_a_possible_stop():
     shown = []
-    stop = task.StopFilter("\n\n", shown.append)
+    stop = generation.StopFilter("\n\n", shown.append)
     for piece in ["ab", "\n", "c\n", "\nlater"]:
         stop.add(piece)
     stop.flush()
@@ -99,8 +102,8 @@ def test_stop_filter_holds_back_a_possible_stop():
 
 def test_unseen_prompt_characters_are_read_as_unknown(tiny_run, tiny_export, caplog):
     with caplog.at_level(logging.WARNING):
-        sample = task.generate(tiny_run[0], "Caf\u00e9 \u65e5", task.Sampling(max_tokens=5))[0]
-        served = task.generate(tiny_export, "Caf\u00e9 \u65e5", task.Sampling(max_tokens=5))[0]
+        sample = generation.generate(tiny_run[0], "Caf\u00e9 \u65e5", Sampling(max_tokens=5))[0]
+        served = generation.generate(tiny_export, "Caf\u00e9 \u65e5", Sampling(max_tokens=5))[0]
     assert sample["text"].startswith("Caf\u00e9 \u65e5") and sample["tokens"] == 5
     assert served["text"].startswith("Caf\u00e9 \u65e5")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -111,7 +114,7 @@ def test_state_is_carried_between_batches_and_reset_on_the_first(lm_settings):
     settings = lm_settings(units=8, embedding_dim=4)
     model = build(settings, vocab_size=70)
     model.carry_state(2, 2)
-    task.compile_model(model, settings, task.learning_rate(settings, total_steps=10))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
     ids = np.random.default_rng(0).integers(4, 70, size=(2, 5)).astype("int32")
 
     def carried_after(first):
@@ -129,7 +132,7 @@ def test_state_is_carried_between_batches_and_reset_on_the_first(lm_settings):
 def test_time_budget_shorter_than_one_step_keeps_a_model(lm_settings, tmp_path, caplog):
     settings = lm_settings(time_budget="0.001s", units=8, embedding_dim=4)
     with caplog.at_level(logging.WARNING):
-        run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+        run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     assert report["stopped_by_time_budget"] and report["epochs_run"] == 1
     assert any("time budget ran out" in r.getMessage() for r in caplog.records)
     assert (run_dir / "checkpoints/best.weights.h5").is_file()
@@ -143,16 +146,16 @@ def test_time_budget_shorter_than_one_step_keeps_a_model(lm_settings, tmp_path, 
 def test_other_tokenizers_cells_and_options_train_and_export(corpus, lm_settings, tmp_path,
                                                              changes):
     settings = lm_settings(epochs=1, units=16, **changes)
-    run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     assert report["tokens"] < report["chars"]  # pieces longer than one character
     text = corpus[0].read_text()[-2000:]
-    trained = task.TrainedModel(run_dir)
-    ids = streams.encode_stream(trained.tokenizer, text)
-    assert trained.tokenizer.decode(ids) == text
-    exported = task.export(run_dir, tmp_path / "saved_models")
-    greedy = task.Sampling(max_tokens=20, temperature=0)
-    from_run = task.generate(run_dir, "To be", greedy)[0]
-    assert from_run["text"] == task.generate(exported, "To be", greedy)[0]["text"]
+    trained = runner.load(task.TASK, run_dir)
+    ids = trained.inputters["text"].encode_stream(text)
+    assert trained.inputters["text"].tokenizer.decode(ids) == text
+    exported = runner.export(task.TASK, run_dir, tmp_path / "saved_models")
+    greedy = Sampling(max_tokens=20, temperature=0)
+    from_run = generation.generate(run_dir, "To be", greedy)[0]
+    assert from_run["text"] == generation.generate(exported, "To be", greedy)[0]["text"]
 
 
 def test_schedule_warms_up_then_decays_by_steps_or_by_the_time_budget():
@@ -161,10 +164,10 @@ def test_schedule_warms_up_then_decays_by_steps_or_by_the_time_budget():
     rate = WarmupCosine(1.0, total_steps=110, warmup_steps=10)
     values = [float(rate(step)) for step in (0, 9, 10, 60, 110, 500)]
     assert values == pytest.approx([0.1, 1.0, 1.0, 0.5, 0.0, 0.0], abs=1e-6)
-    timed = WarmupCosine(1.0, total_steps=10**6, budget_seconds=100.0)
-    timed.start_clock(already_spent=50.0)  # half the budget spent: half way down the curve
-    assert float(timed(1)) == pytest.approx(0.5, abs=0.02)
-    timed.start_clock(already_spent=100.0)
+    clock = tf.Variable(50.0, dtype=tf.float64)  # the runner's: seconds trained so far
+    timed = WarmupCosine(1.0, total_steps=10**6, budget_seconds=100.0, clock=clock)
+    assert float(timed(1)) == pytest.approx(0.5, abs=0.02)  # half the budget: half way down
+    clock.assign(100.0)
     assert float(timed(1)) == 0.0
 
 
@@ -174,5 +177,5 @@ def test_trains_on_tfds_by_name_offline(lm_settings, tmp_path):
     settings = lm_settings(data="tfds:tiny_shakespeare", valid=None, epochs=1, units=8,
                            embedding_dim=4, batch_size=2, sequence_length=8)
     with tfds.testing.mock_data(num_examples=40):
-        run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+        run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     assert report["chars"] > 0 and (run_dir / "metrics.json").is_file()

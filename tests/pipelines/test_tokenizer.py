@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -10,6 +11,8 @@ import tensorflow as tf
 from apps.errors import ConfigError, DataError
 from pipelines.sources import read_labeled_file, read_lines
 from pipelines.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 ODD_UNICODE = [
     "naïve café — “quotes” and ‘apostrophes’",
@@ -28,21 +31,29 @@ def graph_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     return ragged.to_list()
 
 
-def corpora(shared_data):
-    mr = read_labeled_file(shared_data / "sentiment/mr/train.tsv").texts[:2000]
-    shakespeare = list(itertools.islice(
-        read_lines(shared_data / "lm/tinyshakespeare/train.txt"), 3000))
-    german = list(itertools.islice(read_lines(shared_data / "translate/multi30k/train.de"), 2000))
-    return {"mr": mr, "shakespeare": shakespeare, "german": german}
+def corpora(sentiment_sample, shakespeare):
+    """Texts the repository carries: reviews, Shakespeare, German (and a few others)."""
+    reviews = read_labeled_file(sentiment_sample / "train.tsv").texts
+    lines = shakespeare[0].splitlines()[:3000]
+    german = list(read_lines(DATA / "german_sentences.txt"))
+    return {"reviews": reviews, "shakespeare": lines, "german": german}
 
 
 @pytest.mark.parametrize("model_type", ["unigram", "bpe", "char", "word"])
-def test_python_and_graph_tokenisers_agree_on_real_text(shared_data, model_type):
-    texts = corpora(shared_data)
+def test_python_and_graph_tokenisers_agree_on_real_text(sentiment_sample, shakespeare,
+                                                        model_type):
+    texts = corpora(sentiment_sample, shakespeare)
     tokenizer = Tokenizer.train(itertools.chain(*texts.values()), model_type, vocab_size=800)
     for name, sample in texts.items():
         probe = sample[:300] + ODD_UNICODE
         assert tokenizer.encode(probe) == graph_ids(tokenizer, probe), name
+
+
+def test_exact_text_tokenisers_agree_too(shakespeare):
+    lines = shakespeare[0].splitlines(keepends=True)
+    tokenizer = Tokenizer.train(lines, "bpe", vocab_size=400, exact_text=True)
+    probe = lines[:300] + ODD_UNICODE + ["two\n\nlines\n", "  spaced  "]
+    assert tokenizer.encode(probe) == graph_ids(tokenizer, probe)
 
 
 def test_reserved_ids_and_round_trip():

@@ -64,9 +64,18 @@ def test_predict_evaluate_json_and_stdin(tiny_run, sentiment_sample):
     result = run_cli("sentiment", "predict", run_dir, "--input", "-", "--json",
                      input="loved it, superb\n\nboring and awful\n")
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert result.exit_code == 0 and [r["text"] for r in rows] == ["loved it, superb",
+    # One answer per input line, the blank one included, so line N answers line N.
+    assert result.exit_code == 0 and [r["text"] for r in rows] == ["loved it, superb", "",
                                                                     "boring and awful"]
     assert set(rows[0]["scores"]) == {"negative", "positive"}
+    labels = json.loads((run_dir / "labels.json").read_text())
+    priors = {name: count / sum(labels["counts"])
+              for name, count in zip(labels["labels"], labels["counts"])}
+    assert rows[1]["scores"] == pytest.approx(priors)  # no evidence: the training frequencies
+    texts_file = run_dir.parent / "texts.txt"
+    texts_file.write_text("first\n\n\nlast\n")
+    result = run_cli("sentiment", "predict", run_dir, "--input", texts_file)
+    assert len(result.output.splitlines()) == 4
     result = run_cli("sentiment", "evaluate", run_dir, "--data", sentiment_sample / "valid.tsv",
                      "--json")
     report = json.loads(result.output)

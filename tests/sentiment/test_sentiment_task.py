@@ -8,14 +8,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_settings  # noqa: I001 (tests/sentiment/conftest.py)
 
-from apps import training
+from apps import runner, training
 from apps.errors import DataError, ModelPathError
 from apps.sentiment import task
-from pipelines import batching
+from apps.task import TrainingPlan
 from pipelines.sources import read_labeled_file
-from pipelines.tokenizer import Tokenizer
 
 TEXTS = ["What a wonderful film, I loved every minute.", "Dull and far too long.", "",
          "Not boring at all: the cast was superb.", "Ünïcödé 😀 and\ttabs"]
@@ -25,12 +23,14 @@ def test_a_tiny_model_learns_the_sample(tiny_run):
     run_dir, report = tiny_run
     assert report["accuracy"] > 0.9  # chance is 0.5
     run = training.RunDirectory(run_dir)
-    for path in (run.config, run.tokenizer, run.labels, run.best_weights, run.metrics,
+    for path in (run.config, run_dir / "tokenizer.model", run_dir / "labels.json",
+                 run.best_weights, run.metrics,
                  run.plots / "history.png", run.plots / "confusion.png"):
         assert path.is_file(), path
     assert not run.backup.exists()  # finished: no resume state left
     assert any(run.logs.rglob("*tfevents*"))
-    assert json.loads(run.labels.read_text()) == ["negative", "positive"]
+    labels = json.loads((run_dir / "labels.json").read_text())
+    assert labels["labels"] == ["negative", "positive"] and sum(labels["counts"]) == 400
     rows = list(csv.DictReader(run.history.open()))
     assert [int(r["epoch"]) for r in rows] == list(range(8))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(rows[0])
@@ -40,7 +40,7 @@ def test_a_tiny_model_learns_the_sample(tiny_run):
 
 def test_evaluate_reports_the_validation_numbers(tiny_run, sentiment_sample):
     run_dir, report = tiny_run
-    again = task.evaluate(run_dir, str(sentiment_sample / "valid.tsv"))
+    again = runner.evaluate(task.TASK, run_dir, str(sentiment_sample / "valid.tsv"))
     assert again["accuracy"] == pytest.approx(report["accuracy"])
     assert sum(map(sum, again["confusion_matrix"])) == again["examples"] == 100
     assert set(again["per_class"]) == {"negative", "positive"}
@@ -48,7 +48,7 @@ def test_evaluate_reports_the_validation_numbers(tiny_run, sentiment_sample):
 
 def test_export_round_trip_gives_predict_labels(tiny_run, tmp_path, sentiment_sample):
     run_dir, _ = tiny_run
-    version = task.export(run_dir, tmp_path, "sentiment")
+    version = runner.export(task.TASK, run_dir, tmp_path, "sentiment")
     assert version == tmp_path / "sentiment" / "1"
     assert not [p for p in (tmp_path / "sentiment").iterdir() if p.name != "1"]
     assert "name: 'sentiment'" in (tmp_path / "models.config").read_text()
@@ -68,14 +68,14 @@ def test_export_round_trip_gives_predict_labels(tiny_run, tmp_path, sentiment_sa
     assert [r["label"] for r in from_run] == [r["label"] for r in from_export]
     np.testing.assert_allclose([list(r["scores"].values()) for r in from_run],
                                [list(r["scores"].values()) for r in from_export], atol=1e-4)
-    assert task.export(run_dir, tmp_path, "sentiment").name == "2"
+    assert runner.export(task.TASK, run_dir, tmp_path, "sentiment").name == "2"
 
 
-def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_sample):
+def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_settings):
     """A restart continues the optimizer's step count and keeps the best score so far."""
-    settings = tiny_settings(sentiment_sample, epochs=2)
+    settings = sentiment_settings(epochs=2)
     output = tmp_path / "run"
-    task.train(settings, output, verbose=0)
+    runner.train(task.TASK, settings, output, verbose=0)
     run = training.RunDirectory(output)
     first = list(csv.DictReader(run.history.open()))
     # Make the finished run look interrupted after epoch 1, as kill -9 would leave it.
@@ -83,10 +83,15 @@ def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_sample)
     state = {"epoch": 1, "weights": "w.weights.h5", "optimizer": "o.npz",
              "monitor": "val_accuracy", "best": 0.99, "best_epoch": 0, "bad_epochs": 1,
              "seconds": 1.0, "history": [dict(r, epoch=int(r["epoch"])) for r in first]}
-    tokenizer = Tokenizer.load(run.tokenizer)
-    model = task.build(settings, tokenizer.vocab_size, 2)
+    inputters = task.TASK.make_inputters(settings)
+    for inputter in inputters.values():
+        inputter.load(run.path)
+    train_data, valid_data = task.TASK.datasets(settings, inputters,
+                                                *task.TASK.read_training_data(settings))
+    plan = TrainingPlan(train_data, valid_data, None)
+    model = task.TASK.build_model(settings, inputters)
     model.load_weights(run.best_weights)
-    task.compile_model(model, settings)
+    task.TASK.compile_model(model, settings, plan)
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(1234)
     run.backup.mkdir()
@@ -94,24 +99,14 @@ def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_sample)
     np.savez(run.backup / "o.npz", **training.optimizer_arrays(model.optimizer))
     training.write_json(run.state, state)
 
-    resumed = task.build(settings, tokenizer.vocab_size, 2)
-    task.compile_model(resumed, settings)
-    tracker = training.fit(resumed, *datasets(settings, tokenizer), run, epochs=3,
+    resumed = task.TASK.build_model(settings, inputters)
+    task.TASK.compile_model(resumed, settings, plan)
+    tracker = training.fit(resumed, train_data, valid_data, run, epochs=3,
                            monitor="val_accuracy", mode="max", resume=True, verbose=0)
     steps_per_epoch = 13  # 400 examples / 32, bucketed batches may add a few
     assert 1234 + steps_per_epoch <= int(resumed.optimizer.iterations) <= 1234 + 20
     assert [row["epoch"] for row in tracker.rows] == [0, 1, 2]
     assert tracker.best >= 0.99  # the best score survived the restart
-
-
-def datasets(settings, tokenizer):
-    train, valid = task.read_splits(settings)
-    labels = ["negative", "positive"]
-    return tuple(
-        batching.training_dataset(tokenizer.encode(part.texts),
-                                  task.label_ids(part.labels, labels, "x"), 32, 1)
-        for part in (train, valid)
-    )
 
 
 def test_many_classes_with_any_names(tmp_path):
@@ -121,23 +116,65 @@ def test_many_classes_with_any_names(tmp_path):
     path.write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows))
     settings = task.SentimentSettings(data=str(path), epochs=6, vocab_size=60, units=16,
                                       embedding_dim=16, learning_rate=0.01)
-    run_dir, report = task.train(settings, tmp_path / "run", verbose=0)
+    run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     assert report["labels"] == ["politics", "sport", "weather/☀"]
     assert report["accuracy"] > 0.9
     assert task.predict(run_dir, ["sunny 3"])[0]["label"] == "weather/☀"
 
 
-def test_bad_inputs_leave_no_run_directory(tmp_path, sentiment_sample):
+def test_bad_inputs_leave_no_run_directory(tmp_path, sentiment_sample, sentiment_settings):
     one_class = tmp_path / "one.tsv"
     one_class.write_text("text\tlabel\na\tpos\nb\tpos\nc\tpos\n")
     with pytest.raises(DataError, match="single label"):
-        task.train(tiny_settings(sentiment_sample, data=str(one_class), valid=None),
+        runner.train(task.TASK, sentiment_settings(data=str(one_class), valid=None),
                    tmp_path / "run", verbose=0)
     unseen = tmp_path / "unseen.tsv"
     unseen.write_text("text\tlabel\na\tneutral\n")
     with pytest.raises(DataError, match="label\\(s\\) the training data lacks"):
-        task.train(tiny_settings(sentiment_sample, valid=str(unseen)), tmp_path / "run",
-                   verbose=0)
+        runner.train(task.TASK, sentiment_settings(valid=str(unseen)),
+                     tmp_path / "run", verbose=0)
     assert not (tmp_path / "run").exists()
     with pytest.raises(ModelPathError, match="neither a training run"):
         task.predict(tmp_path, ["text"])
+
+
+@pytest.mark.parametrize("has_validation", [True, False])
+def test_valid_tfds_name_without_split_reads_validation_never_test(has_validation, caplog):
+    """The best epoch must not be picked on the split the user will report."""
+    import tensorflow_datasets as tfds
+
+    asked = []
+
+    def splits(builder, split, **_):
+        asked.append(str(split))
+        if str(split) == "validation" and not has_validation:
+            raise ValueError("Unknown split 'validation'. Should be one of ['test', 'train'].")
+        texts = [("great film " if i % 2 else "awful film ") + str(i) for i in range(40)]
+        return tf.data.Dataset.from_tensor_slices({"text": texts, "label": [i % 2 for i in
+                                                                            range(40)]})
+
+    settings = task.SentimentSettings(data="tfds:imdb_reviews", valid="tfds:imdb_reviews")
+    with tfds.testing.mock_data(as_dataset_fn=splits), caplog.at_level("WARNING"):
+        train, valid = task.TASK.read_training_data(settings)
+    assert "test" not in asked and asked[:2] == ["train", "validation"]
+    if has_validation:
+        assert len(train["text"]) == len(valid["text"]) == 40
+    else:  # held out from training instead, and said so
+        assert (len(train["text"]), len(valid["text"])) == (36, 4)
+        assert any("has no 'validation' split" in r.getMessage() for r in caplog.records)
+        assert not set(valid["text"]) & set(train["text"])
+
+
+def test_same_seed_same_data_same_weights(tmp_path, sentiment_sample, sentiment_settings):
+    """--seed's promise, bit for bit (op determinism is on while training)."""
+    settings = sentiment_settings(epochs=2, dropout=0.3)
+    weights = []
+    for name in ("a", "b"):
+        run_dir, _ = runner.train(task.TASK, settings, tmp_path / name, verbose=0)
+        weights.append(runner.load(task.TASK, run_dir).model.get_weights())
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)
+    other, _ = runner.train(task.TASK, sentiment_settings(epochs=2, seed=2),
+                            tmp_path / "c", verbose=0)
+    assert not np.array_equal(runner.load(task.TASK, other).model.get_weights()[0],
+                              weights[0][0])

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from apps import runner
 from apps.sentiment import task
 
 TINY = dict(epochs=1, units=8, embedding_dim=8, vocab_size=100, bidirectional=False)
@@ -17,7 +18,8 @@ def serve_run(tmp_path_factory, sentiment_sample):
     settings = task.SentimentSettings(
         data=str(sentiment_sample / "train.tsv"), valid=str(sentiment_sample / "valid.tsv"), **TINY
     )
-    run_dir, _ = task.train(settings, output=tmp_path_factory.mktemp("serve") / "run", verbose=0)
+    output = tmp_path_factory.mktemp("serve") / "run"
+    run_dir, _ = runner.train(task.TASK, settings, output=output, verbose=0)
     return run_dir
 
 
@@ -25,7 +27,7 @@ def serve_run(tmp_path_factory, sentiment_sample):
 def exported(tmp_path_factory, serve_run):
     """`BASE` holding `sentiment/1` exported from the run (read-only for tests)."""
     base = tmp_path_factory.mktemp("saved_models")
-    task.export(serve_run, base, "sentiment")
+    runner.export(task.TASK, serve_run, base, "sentiment")
     return base
 
 

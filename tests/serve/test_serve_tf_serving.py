@@ -97,10 +97,11 @@ def test_the_tokeniser_is_placed_on_the_cpu(exported, op_registry):
 EXPORT_LOOP = """
 import sys
 from pathlib import Path
+from apps import runner
 from apps.sentiment import task
 run, base = Path(sys.argv[1]), Path(sys.argv[2])
 while True:
-    print(task.export(run, base, "sentiment").name, flush=True)
+    print(runner.export(task.TASK, run, base, "sentiment").name, flush=True)
 """
 
 

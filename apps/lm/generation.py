@@ -1,0 +1,172 @@
+"""Generation from a language model: sampling settings, streaming, a stop string.
+
+A run directory generates in Python-driven chunks through `decoding.Stepper` (text
+streams to the terminal as it comes); a SavedModel runs its `generate` signature,
+the loop inside the graph, exactly as TF Serving would. Both step the same
+`LanguageModel.step`, so greedy text is the same either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from apps import runner
+from apps.config import require
+from apps.errors import ConfigError
+from apps.lm import decoding
+from apps.lm.task import TASK, unknown_characters
+from apps.task import Trained
+from pipelines.tokenizer import BOS_ID, PAD_ID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sampling:
+    """How to pick each new token; checked here so every caller gets the same errors."""
+
+    max_tokens: int = 200
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 1
+    num_samples: int = 1
+    stop: str | None = None
+
+    def validate(self) -> None:
+        require(self.max_tokens >= 1, "max_tokens", "a positive whole number",
+                self.max_tokens)
+        require(self.max_tokens <= decoding.MAX_NEW_TOKENS, "max_tokens",
+                f"at most {decoding.MAX_NEW_TOKENS}", self.max_tokens)
+        require(self.temperature >= 0, "temperature", "zero (greedy) or more", self.temperature)
+        require(self.top_k >= 0, "top_k", "zero (off) or more", self.top_k)
+        require(0 < self.top_p <= 1, "top_p", "in (0, 1] (1 is off)", self.top_p)
+        require(self.num_samples >= 1, "num_samples", "a positive whole number",
+                self.num_samples)
+        if self.stop == "":
+            raise ConfigError("--stop must not be empty.")
+
+
+class StopFilter:
+    """Passes text on as it grows, holding back what may be the start of the stop string."""
+
+    def __init__(self, stop: str | None, emit: Callable[[str], None]):
+        self.stop, self.emit, self.text, self.shown, self.stopped = stop, emit, "", 0, False
+
+    def add(self, piece: str) -> None:
+        self.text += piece
+        if not self.stop:
+            self.emit(piece)
+            self.shown = len(self.text)
+            return
+        found = self.text.find(self.stop, max(0, self.shown - len(self.stop)))
+        if found >= 0:
+            self.text, self.stopped = self.text[:found], True
+        safe = len(self.text) if self.stopped else len(self.text) - len(self.stop) + 1
+        if safe > self.shown:
+            self.emit(self.text[self.shown:safe])
+            self.shown = safe
+
+    def flush(self) -> None:
+        if self.shown < len(self.text):
+            self.emit(self.text[self.shown:])
+            self.shown = len(self.text)
+
+
+def _sample_run(trained: Trained, stepper: decoding.Stepper, prompt: str,
+                sampling: Sampling, seed: int, emit: Callable[[str], None]) -> dict:
+    """One sample from a run directory, streamed to `emit` a few tokens at a time.
+
+    The prompt is fed first (one `step` per token, as in the exported loop); then
+    each call of the compiled loop continues from the carried state for a chunk of
+    new tokens (4, growing to 64), so text appears at once and overhead stays low.
+    """
+    tokenizer = trained.inputters["text"].tokenizer
+    ids = [BOS_ID] + tokenizer.encode([prompt])[0]
+    row = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
+    knobs = (row(sampling.temperature, tf.float32), row(sampling.top_k, tf.int32),
+             row(sampling.top_p, tf.float32), row(seed, tf.int64))
+    no_prompt, zero = tf.zeros([1, 0], tf.int32), row(0, tf.int32)
+    start = time.perf_counter()
+    _, states, last = stepper.run(trained.model.zero_states(1), tf.constant([ids], tf.int32),
+                                  row(len(ids), tf.int32), len(ids), 0, row(PAD_ID, tf.int32),
+                                  *knobs)
+    pending, position, chunk = [int(last[0])], len(ids), 4
+    shown, generated = StopFilter(sampling.stop, emit), 0
+    while True:
+        for token in pending:
+            generated += 1
+            shown.add(tokenizer.decode([token]))
+            if shown.stopped or generated == sampling.max_tokens:
+                break
+        if shown.stopped or generated == sampling.max_tokens:
+            break
+        count = min(chunk, sampling.max_tokens - generated)
+        choices, states, _ = stepper.run(states, no_prompt, zero, count, position,
+                                         row(pending[-1], tf.int32), *knobs)
+        pending, position, chunk = choices.numpy()[0].tolist(), position + count, min(2 * chunk,
+                                                                                      64)
+    shown.flush()
+    seconds = time.perf_counter() - start
+    return {"text": prompt + shown.text, "tokens": generated,
+            "tokens_per_second": generated / seconds, "seed": seed, "stopped": shown.stopped}
+
+
+def _sample_saved_model(trained: Trained, prompt: str, sampling: Sampling, seed: int,
+                        emit: Callable[[str], None]) -> dict:
+    """One sample from the SavedModel's `generate` signature (the loop runs in the graph)."""
+    start = time.perf_counter()
+    out = trained.signatures["generate"](
+        prompt=tf.constant([prompt]), max_tokens=tf.constant([sampling.max_tokens], tf.int32),
+        temperature=tf.constant([sampling.temperature], tf.float32),
+        top_k=tf.constant([sampling.top_k], tf.int32),
+        top_p=tf.constant([sampling.top_p], tf.float32), seed=tf.constant([seed], tf.int64))
+    seconds = time.perf_counter() - start
+    if int(out["unknown"][0]):
+        log.warning("%d token(s) of the prompt are characters the model never saw: they are "
+                    "read as unknown.", int(out["unknown"][0]))
+    generated = out["text"].numpy()[0].decode("utf-8")[len(prompt):]  # text holds the prompt
+    shown = StopFilter(sampling.stop, emit)
+    shown.add(generated)
+    shown.flush()
+    tokens = int(out["tokens"][0])
+    return {"text": prompt + shown.text, "tokens": tokens, "tokens_per_second": tokens / seconds,
+            "seed": seed, "stopped": shown.stopped}
+
+
+def generate(model: Path | Trained, prompt: str, sampling: Sampling,
+             emit: Callable[[str], None] | None = None,
+             on_sample_start: Callable[[int], None] | None = None) -> list[dict]:
+    """`num_samples` continuations of `prompt`; text goes to `emit` as it is produced.
+
+    Sample i uses seed `seed + i`, so the same seed gives the same texts.
+    Returns one {"text" (prompt included), "tokens", "tokens_per_second", ...} each.
+    """
+    sampling.validate()
+    trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
+    emit = emit or (lambda _piece: None)
+    if not trained.is_saved_model:
+        unknown = unknown_characters(trained.inputters["text"], prompt)
+        if unknown:
+            log.warning("The prompt holds %d character(s) the model never saw (%s): they are "
+                        "read as unknown.", len(unknown), "".join(unknown[:20]))
+        stepper = decoding.Stepper(trained.model)
+        stepper.warm_up()
+    else:  # the first call of a loaded graph sets it up: keep that out of the timing
+        _sample_saved_model(trained, "", Sampling(max_tokens=1), 0, lambda _piece: None)
+    samples = []
+    for i in range(sampling.num_samples):
+        if on_sample_start:
+            on_sample_start(i)
+        seed = sampling.seed + i
+        if trained.is_saved_model:
+            samples.append(_sample_saved_model(trained, prompt, sampling, seed, emit))
+        else:
+            samples.append(_sample_run(trained, stepper, prompt, sampling, seed, emit))
+    return samples

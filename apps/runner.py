@@ -1,0 +1,175 @@
+"""One driver for every task: train, load, evaluate and export.
+
+The task (`apps.task.Task`) says what is particular to it; this module does what is
+the same for all: open or resume the run directory, fit or load the inputters,
+train with the resumable loop and its time budget, score the best epoch, load a run
+directory or a SavedModel and check that it belongs to the task, and export a
+SavedModel that runs on any TF Serving host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from apps import export as exporting
+from apps import layers, plots, training
+from apps.config import to_dict
+from apps.errors import AppError, DataError, ModelPathError
+from apps.layout import locate_model
+from apps.task import Task, Trained, TrainingPlan
+from pipelines.tokenizer import quiet_native_logs
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def default_output(task: Task) -> Path:
+    return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(task: Task, settings, output: Path | None = None, overwrite: bool = False,
+          verbose: int = 1) -> tuple[Path, dict[str, Any]]:
+    """Train (or resume) a run of `task`; return its directory and validation report."""
+    output = Path(output or default_output(task))
+    config = {"task": task.name, **to_dict(settings)}
+    run, resuming = training.open_run(output, config, overwrite)
+    train_examples, valid_examples = task.read_training_data(settings)
+    training.set_seed(settings.seed)
+    with training.created_run(run, overwrite, resuming):
+        inputters = task.make_inputters(settings)
+        if resuming:
+            for inputter in inputters.values():
+                inputter.load(run.path)
+        else:
+            task.fit_inputters(inputters, train_examples, valid_examples, settings)
+            for inputter in inputters.values():
+                inputter.save(run.path)
+            training.write_json(run.config, config)
+        train_data, valid_data = task.datasets(settings, inputters, train_examples,
+                                               valid_examples)
+        model = task.build_model(settings, inputters)
+        steps = int(train_data.cardinality())
+        clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
+        task.compile_model(model, settings, TrainingPlan(
+            train_data, valid_data, steps if steps > 0 else None, clock))
+        fitted = training.fit(model, train_data, valid_data, run, settings.epochs,
+                              task.monitor, task.monitor_mode, settings.patience,
+                              settings.time_budget_seconds, resume=resuming, verbose=verbose,
+                              clock=clock)
+        if fitted.budget_spent and len(fitted.rows) == 1:
+            log.warning("The time budget ran out within the first epoch: the model saw only "
+                        "part of the training data once.")
+        trained = Trained(run.path, "run", settings, inputters, model)
+        report = task.score(trained, valid_examples)
+        report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),
+                      train_seconds=round(sum(r["seconds"] for r in fitted.rows), 3),
+                      stopped_by_time_budget=fitted.budget_spent)
+        plots.plot_history(fitted.rows, run.plots / "history.png")
+        task.plot(report, run.plots)
+        training.finish(run, {"valid": report})
+    return run.path, report
+
+
+# ------------------------------------------------------------------------------- load
+
+
+def _check_task(task: Task, found: str | None, path: Path, what: str) -> None:
+    if found != task.name:
+        raise ModelPathError(
+            f"'{path}' is {what} of task '{found}', not a {task.title}: use `apps {found} "
+            "...` with it." if found else
+            f"'{path}' does not say which task it belongs to: it is not a {task.title}.")
+
+
+def settings_from_config(settings_class, config: dict[str, Any]):
+    """The run's settings; keys this version no longer knows are ignored."""
+    known = {f.name for f in dataclasses.fields(settings_class)}
+    return settings_class(**{k: v for k, v in config.items() if k in known})
+
+
+def load(task: Task, path: Path) -> Trained:
+    """A run directory (its best epoch) or an exported SavedModel of `task`.
+
+    A model base directory (`saved_models/sentiment`) means its newest version.
+    """
+    kind, path = locate_model(path)
+    if kind == "run":
+        run = training.RunDirectory(path)
+        config = run.read_config()
+        _check_task(task, config.get("task"), path, "a training run")
+        settings = settings_from_config(task.settings_class, config)
+        inputters = task.make_inputters(settings)
+        for inputter in inputters.values():
+            inputter.load(path)
+        model = task.build_model(settings, inputters)
+        model.load_weights(run.best_weights)
+        return Trained(path, "run", settings, inputters, model)
+    metadata = exporting.read_metadata(path)
+    _check_task(task, metadata.get("task"), path, "an exported model")
+    exporting.check_runs_here(metadata, path)
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    with quiet_native_logs():
+        signatures = tf.saved_model.load(str(path)).signatures
+    return Trained(path, "saved_model", metadata=metadata, signatures=signatures)
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def evaluate(task: Task, path: Path, data: str, **options) -> dict[str, Any]:
+    """The task's metrics of the model at `path` on the data named `data`."""
+    trained = load(task, path)
+    return task.score(trained, task.read_evaluation_data(data, **options), **options)
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's settings with absolute paths cut to their last part (no machine's paths)."""
+    return {key: os.path.basename(value) if isinstance(value, str) and os.path.isabs(value)
+            else value for key, value in config.items()}
+
+
+def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
+           name: str | None = None, gpu_only: bool = False, **options) -> Path:
+    """Write the run's best model as the next version of `base_path/name`.
+
+    The graph holds the portable recurrence (`apps.recurrence`'s loop: CPU and GPU
+    hosts) unless `gpu_only`, which traces Keras' cuDNN kernels (GPU hosts only).
+    """
+    trained = load(task, run_dir)
+    if trained.is_saved_model:
+        raise DataError(f"'{run_dir}' is already an exported model: export a run directory.")
+    run = training.RunDirectory(trained.path)
+    metrics = json.loads(run.metrics.read_text()).get("valid", {}) if run.metrics.is_file() \
+        else {}
+    recurrence = "cudnn" if gpu_only else "fused"
+    tracked = [trained.model]
+    for inputter in trained.inputters.values():
+        tracked += [t for t in inputter.trackables() if all(t is not k for k in tracked)]
+    metadata = {
+        "task": task.name,
+        **exporting.recurrence_metadata(recurrence),
+        "config": portable_config(run.read_config()),
+        "inputters": {side: inputter.metadata() for side, inputter in trained.inputters.items()},
+        **task.export_metadata(trained, metrics, **options),
+    }
+    try:
+        with layers.traced_recurrence(recurrence), quiet_native_logs():
+            endpoints = task.signatures(trained, **options)
+            return exporting.export_saved_model(endpoints, tracked, base_path,
+                                                name or task.name, metadata)
+    except layers.CudnnUnavailable as error:
+        raise AppError(str(error)) from None

@@ -1,0 +1,177 @@
+"""The task interface: what a task declares, so that `apps.runner` can do the rest.
+
+A task (sentiment classification, language modelling, ...) is a subclass of `Task`
+that says: its settings class, how to read its data, its inputters (one per data
+side), how to build and compile its model, which validation metric picks the best
+epoch, how to score a trained model, and its serving signatures. The runner opens
+and resumes run directories, fits or loads the inputters, trains with the
+resumable loop, loads a run or a SavedModel (checking it belongs to the task), and
+exports; no task repeats that glue. See docs/architecture.md for a worked example.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from apps.errors import DataError
+from pipelines.inputters import Inputter
+from pipelines.sources import MissingSplit
+
+log = logging.getLogger(__name__)
+
+Examples = dict[str, Any]
+"""Raw data by side: equal-length lists ({"text": [...], "label": [...]}), or for a
+stream task one value per side ({"text": "the whole corpus"})."""
+
+
+@dataclass
+class TrainingPlan:
+    """What `Task.compile_model` may need to know about the coming training."""
+
+    train_data: tf.data.Dataset
+    valid_data: tf.data.Dataset
+    steps_per_epoch: int | None  # None when the dataset's length is unknown (buckets)
+    clock: tf.Variable | None = None  # seconds trained so far, set before every batch
+
+
+@dataclass
+class Trained:
+    """A trained model: from a run directory (a Keras model and its inputters) or
+    from an exported SavedModel (its signatures, exactly what TF Serving runs)."""
+
+    path: Path
+    kind: str  # "run" or "saved_model"
+    settings: Any = None
+    inputters: dict[str, Inputter] = field(default_factory=dict)
+    model: keras.Model | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    signatures: Any = None
+
+    @property
+    def is_saved_model(self) -> bool:
+        return self.kind == "saved_model"
+
+
+class Task:
+    """Subclass and fill in; every method gets the resolved settings it needs."""
+
+    name: str  # CLI group, `config.json` "task", run-directory prefix, export name
+    title: str  # what a model of this task is called in messages ("sentiment classifier")
+    settings_class: type
+    monitor: str = "val_loss"  # the Keras log that picks the best epoch
+    monitor_mode: str = "min"
+
+    column_options: tuple[str, ...] = ()  # settings / evaluate flags that `read` takes
+
+    # -- data --------------------------------------------------------------------------
+
+    def read(self, source: str, default_split: str, **columns) -> Examples:
+        """Examples from one source: a file, or a `tfds:` name (`default_split` when it
+        names none); `columns` are the `column_options` (None: guess)."""
+        raise NotImplementedError
+
+    def split_off(self, train: Examples, fraction: float, seed: int,
+                  source: str) -> tuple[Examples, Examples]:
+        """Validation data taken from the training data when there is none of its own."""
+        return hold_out(train, fraction, seed, source)
+
+    def read_training_data(self, settings) -> tuple[Examples, Examples]:
+        """(training, validation) examples from --data and --valid (see `read_splits`)."""
+        columns = {key: getattr(settings, key) for key in self.column_options}
+        return read_splits(lambda source, split: self.read(source, split, **columns),
+                           settings, self.split_off)
+
+    def read_evaluation_data(self, source: str, **options) -> Examples:
+        """Held-out examples; a TFDS name without a split means its test split."""
+        return self.read(source, "test", **{key: options.get(key)
+                                            for key in self.column_options})
+
+    def make_inputters(self, settings) -> dict[str, Inputter]:
+        """Fresh inputters by side; the runner fits or loads them."""
+        raise NotImplementedError
+
+    def fit_inputters(self, inputters: dict[str, Inputter], train: Examples,
+                      valid: Examples, settings) -> None:
+        """Learn each side's vocabulary from its training values (override to share one)."""
+        for side, inputter in inputters.items():
+            inputter.fit(train[side])
+
+    def datasets(self, settings, inputters: dict[str, Inputter], train: Examples,
+                 valid: Examples) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """Batched (training, validation) datasets in the form the model's `fit` reads."""
+        raise NotImplementedError
+
+    # -- model -------------------------------------------------------------------------
+
+    def build_model(self, settings, inputters: dict[str, Inputter]) -> keras.Model:
+        """The model with its weights created (so weights can be loaded into it)."""
+        raise NotImplementedError
+
+    def compile_model(self, model: keras.Model, settings, plan: TrainingPlan) -> None:
+        raise NotImplementedError
+
+    # -- scores ------------------------------------------------------------------------
+
+    def score(self, trained: Trained, examples: Examples, **options) -> dict[str, Any]:
+        """The task's metrics of `trained` on `examples` (a run or a SavedModel)."""
+        raise NotImplementedError
+
+    def plot(self, report: dict[str, Any], folder: Path) -> None:
+        """Extra plots for the run directory (the history plot is the runner's)."""
+
+    # -- export ------------------------------------------------------------------------
+
+    def signatures(self, trained: Trained, **options) -> dict[str, Any]:
+        """`tf.function`s with input signatures by name; one is `serving_default`."""
+        raise NotImplementedError
+
+    def export_metadata(self, trained: Trained, metrics: dict[str, Any],
+                        **options) -> dict[str, Any]:
+        """Task-specific entries of `assets/metadata.json` (the metrics worth keeping...)."""
+        return {"metrics": metrics}
+
+
+def read_splits(read: Callable[[str, str], Examples], settings,
+                split_off: Callable[..., tuple[Examples, Examples]] | None = None
+                ) -> tuple[Examples, Examples]:
+    """(training, validation) examples from `settings.data` and `settings.valid`.
+
+    `read(source, default_split)` reads one source. A TFDS name given to --valid
+    without a split reads the set's validation split. Where it has none, or where
+    --valid is not given, `split_off` (by default `hold_out`: a seeded
+    --valid-fraction) takes the validation data from the training data, and a line
+    says so.
+    """
+    train = read(settings.data, "train")
+    if settings.valid:
+        try:
+            return train, read(settings.valid, "validation")
+        except MissingSplit as missing:
+            log.warning("%s Holding out %.0f%% of the training data for validation instead.",
+                        missing.message, settings.valid_fraction * 100)
+    return (split_off or hold_out)(train, settings.valid_fraction, settings.seed, settings.data)
+
+
+def hold_out(examples: Examples, fraction: float, seed: int, source: str) -> tuple[Examples,
+                                                                                   Examples]:
+    """Split aligned example lists into (training, validation) by a seeded shuffle."""
+    count = len(next(iter(examples.values())))
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    cut = max(1, round(count * fraction))
+    if count - cut < 2:
+        raise DataError(f"'{source}' has too few examples ({count}) to hold some out for "
+                        "validation: add data or pass --valid.")
+
+    def pick(rows):
+        return {side: [values[i] for i in rows] for side, values in examples.items()}
+
+    return pick(order[cut:]), pick(order[:cut])
