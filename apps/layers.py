@@ -167,9 +167,15 @@ class RecurrentEncoder(keras.layers.Layer):
         return self.implementation == "fused"
 
     def _weights(self, layer: int, direction: int):
-        """(kernel, input bias, recurrent kernel, recurrent bias or None) of one direction."""
+        """(kernel, input bias, recurrent kernel, recurrent bias or None) of one direction.
+
+        Read as tensors at the compute precision: under a distribution strategy a
+        variable's value is still a (mirrored) variable, which the hand-written
+        gradients must not see.
+        """
         cell = self.rnns[layer][direction].cell
-        kernel, recurrent, bias = cell.kernel.value, cell.recurrent_kernel.value, cell.bias.value
+        kernel, recurrent, bias = (tf.cast(tf.convert_to_tensor(v.value), self.compute_dtype)
+                                   for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
         if self.cell == "gru":  # reset_after=True: separate input and recurrent biases
             return kernel, bias[0], recurrent, bias[1]
         return kernel, bias, recurrent, None
@@ -246,6 +252,9 @@ class RecurrentEncoder(keras.layers.Layer):
             mask = tf.cast(mask, tf.bool)
         if initial_states is None:
             initial_states = self.zero_states(tf.shape(inputs)[0], inputs.dtype)
+        else:  # carried states may be float32 while mixed precision computes in bfloat16
+            initial_states = tf.nest.map_structure(lambda s: tf.cast(s, inputs.dtype),
+                                                   initial_states)
         fused = self._use_fused()
         if mask is None and not fused:
             mask = tf.ones(tf.shape(inputs)[:2], dtype=tf.bool)

@@ -13,9 +13,10 @@ import click
 
 from apps.settings import field_metadata
 
-SECTIONS = ("data", "tokenizer", "model", "decoding", "training", "run")
+SECTIONS = ("data", "tokenizer", "model", "decoding", "training", "hardware", "run")
 SECTION_TITLES = {"data": "Data", "tokenizer": "Tokenizer", "model": "Model",
-                  "decoding": "Decoding", "training": "Training", "run": "Run"}
+                  "decoding": "Decoding", "training": "Training", "hardware": "Hardware",
+                  "run": "Run"}
 
 
 class SectionedCommand(click.Command):

@@ -13,14 +13,15 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
+from apps import distribute, layers, plots, precision, training
 from apps import export as exporting
-from apps import layers, plots, training
 from apps.config import to_dict
 from apps.errors import AppError, DataError, ModelPathError
 from apps.layout import locate_model
@@ -39,13 +40,20 @@ def default_output(task: Task) -> Path:
 
 def train(task: Task, settings, output: Path | None = None, overwrite: bool = False,
           verbose: int = 1) -> tuple[Path, dict[str, Any]]:
-    """Train (or resume) a run of `task`; return its directory and validation report."""
+    """Train (or resume) a run of `task`; return its directory and validation report.
+
+    Under a multi-worker strategy every worker runs this with the same settings; the
+    chief writes `output`, the others a temporary beside it (removed at the end).
+    """
+    strategy = distribute.make_strategy(settings.strategy, settings.tpu)
     output = Path(output or default_output(task))
+    workdir = distribute.worker_directory(output, strategy)
     config = {"task": task.name, **to_dict(settings)}
-    run, resuming = training.open_run(output, config, overwrite)
+    run, resuming = training.open_run(workdir, config, overwrite)
     train_examples, valid_examples = task.read_training_data(settings)
     training.set_seed(settings.seed)
-    with training.created_run(run, overwrite, resuming):
+    replicas = strategy.num_replicas_in_sync
+    with training.created_run(run, overwrite, resuming), precision.policy(settings.precision):
         inputters = task.make_inputters(settings)
         if resuming:
             for inputter in inputters.values():
@@ -56,27 +64,32 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
                 inputter.save(run.path)
             training.write_json(run.config, config)
         train_data, valid_data = task.datasets(settings, inputters, train_examples,
-                                               valid_examples)
-        model = task.build_model(settings, inputters)
+                                               valid_examples, replicas=replicas)
         steps = int(train_data.cardinality())
-        clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
-        task.compile_model(model, settings, TrainingPlan(
-            train_data, valid_data, steps if steps > 0 else None, clock))
+        with strategy.scope():
+            model = task.build_model(settings, inputters)
+            clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
+            task.compile_model(model, settings, TrainingPlan(
+                train_data, valid_data, steps if steps > 0 else None, clock, replicas))
         fitted = training.fit(model, train_data, valid_data, run, settings.epochs,
                               task.monitor, task.monitor_mode, settings.patience,
                               settings.time_budget_seconds, resume=resuming, verbose=verbose,
-                              clock=clock)
+                              clock=clock, strategy=strategy, jit_compile=settings.jit)
         if fitted.budget_spent and len(fitted.rows) == 1:
             log.warning("The time budget ran out within the first epoch: the model saw only "
                         "part of the training data once.")
         trained = Trained(run.path, "run", settings, inputters, model)
-        report = task.score(trained, valid_examples)
+        report = task.score(trained, valid_examples,
+                            source=settings.valid or settings.data)
         report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),
                       train_seconds=round(sum(r["seconds"] for r in fitted.rows), 3),
                       stopped_by_time_budget=fitted.budget_spent)
         plots.plot_history(fitted.rows, run.plots / "history.png")
         task.plot(report, run.plots)
         training.finish(run, {"valid": report})
+    if run.path != output:
+        shutil.rmtree(run.path, ignore_errors=True)  # a worker's temporary copy
+        return output, report
     return run.path, report
 
 

@@ -23,6 +23,8 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 CELLS = ("rnn", "lstm", "gru")
 TOKENIZER_TYPES = ("unigram", "bpe", "char", "word")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
+STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,  # noqa: A002
@@ -145,6 +147,22 @@ class TrainingSettings(Settings):
                         "same model, bit for bit (TensorFlow's op determinism is on), unless "
                         "--time-budget stops the run: then the wall clock decides how many "
                         "steps run.", section="training")
+
+    strategy: str = setting(
+        "auto", "Devices to train on: auto (every local GPU when there are several, else "
+        "one device), one-device, mirrored (every local GPU, or the CPU), multi-worker "
+        "(several hosts named by TF_CONFIG; run the same command on each), tpu. "
+        "--batch-size is the global batch, split across the replicas; the learning rate "
+        "is not changed.", STRATEGIES, section="hardware")
+    tpu: str | None = setting(None, "The Cloud TPU to use with --strategy tpu (its name or "
+                              "grpc:// address).", section="hardware")
+    precision: str = setting(
+        "auto", "Arithmetic while training: float32, mixed_bfloat16 (bfloat16 products, "
+        "float32 weights; fast on CPUs with AMX and on TPUs), mixed_float16 (GPUs, with loss "
+        "scaling), or auto (docs/scaling.md says what it picks where). Logits, losses and "
+        "exports stay float32.", PRECISIONS, section="hardware")
+    jit: bool = setting(False, "Compile each training step with XLA (one compilation per "
+                        "batch shape).", section="hardware")
 
     def validate(self) -> None:
         super().validate()

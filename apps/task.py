@@ -38,8 +38,9 @@ class TrainingPlan:
 
     train_data: tf.data.Dataset
     valid_data: tf.data.Dataset
-    steps_per_epoch: int | None  # None when the dataset's length is unknown (buckets)
+    steps_per_epoch: int | None  # None when the dataset's length is unknown
     clock: tf.Variable | None = None  # seconds trained so far, set before every batch
+    replicas: int = 1  # each global batch is split by rows across this many replicas
 
 
 @dataclass
@@ -105,8 +106,10 @@ class Task:
             inputter.fit(train[side])
 
     def datasets(self, settings, inputters: dict[str, Inputter], train: Examples,
-                 valid: Examples) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        """Batched (training, validation) datasets in the form the model's `fit` reads."""
+                 valid: Examples, replicas: int = 1) -> tuple[tf.data.Dataset,
+                                                              tf.data.Dataset]:
+        """Batched (training, validation) datasets of global batches, in the form the
+        model's `train_step` reads; `replicas` will share each batch by rows."""
         raise NotImplementedError
 
     # -- model -------------------------------------------------------------------------

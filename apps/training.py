@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps import distribute
 from apps.errors import AppError, ConfigError
 from apps.layout import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-# Settings that may differ between a run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "patience", "time_budget"}
+# Settings that may differ between a run and its resumption (where and how fast it runs).
+RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit"}
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-class ResumableTraining(keras.callbacks.Callback):
+class ResumableTraining:
     """Per epoch: history row, best weights, early stopping and a crash-safe backup.
 
     Args:
@@ -201,10 +201,8 @@ class ResumableTraining(keras.callbacks.Callback):
     def __init__(self, run: RunDirectory, monitor: str, mode: str, patience: int = 0,
                  time_budget: float | None = None, state: dict[str, Any] | None = None,
                  clock: tf.Variable | None = None):
-        super().__init__()
-        self.clock = clock
         self.run, self.monitor, self.mode = run, monitor, mode
-        self.patience, self.time_budget = patience, time_budget
+        self.patience, self.time_budget, self.clock = patience, time_budget, clock
         state = state or {}
         self.rows: list[dict[str, Any]] = state.get("history", [])
         self.best = state.get("best", np.inf if mode == "min" else -np.inf)
@@ -212,27 +210,26 @@ class ResumableTraining(keras.callbacks.Callback):
         self.bad_epochs = state.get("bad_epochs", 0)
         self.spent = state.get("seconds", 0.0)
         self.budget_spent = False
+        self.stop = False
+        self._train_start = time.perf_counter() - self.spent
 
     def _improved(self, value: float) -> bool:
         return value < self.best if self.mode == "min" else value > self.best
 
-    def on_train_begin(self, logs=None):
-        self._train_start = time.perf_counter() - self.spent
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._train_start
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def start_epoch(self) -> None:
         self._epoch_start = time.perf_counter()
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def before_batch(self) -> None:
         if self.clock is not None:
-            self.clock.assign(time.perf_counter() - self._train_start)
+            self.clock.assign(self.elapsed())
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.time_budget and time.perf_counter() - self._train_start > self.time_budget:
-            self.budget_spent = True
-            self.model.stop_training = True
+    def over_budget(self) -> bool:
+        return bool(self.time_budget) and self.elapsed() > self.time_budget
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+    def end_epoch(self, model: keras.Model, epoch: int, logs: dict[str, float]) -> None:
         seconds = time.perf_counter() - self._epoch_start
         self.rows.append({"epoch": epoch, **logs, "seconds": round(seconds, 3)})
         value = logs.get(self.monitor)
@@ -241,22 +238,22 @@ class ResumableTraining(keras.callbacks.Callback):
         if self._improved(value):
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             tmp = self.run.checkpoints / "best.tmp.weights.h5"
-            self.model.save_weights(tmp)
+            model.save_weights(tmp)
             os.replace(tmp, self.run.best_weights)
         else:
             self.bad_epochs += 1
         if self.patience and self.bad_epochs >= self.patience:
             log.info("No improvement of %s for %d epochs: stopping.", self.monitor, self.patience)
-            self.model.stop_training = True
-        self._backup(epoch)
+            self.stop = True
+        self._backup(model, epoch)
         write_history(self.run.history, self.rows)
 
-    def _backup(self, epoch: int) -> None:
+    def _backup(self, model: keras.Model, epoch: int) -> None:
         weights, optimizer = f"epoch-{epoch}.weights.h5", f"epoch-{epoch}.optimizer.npz"
-        self.model.save_weights(self.run.backup / weights)
+        model.save_weights(self.run.backup / weights)
         with open(self.run.backup / optimizer, "wb") as handle:
-            np.savez(handle, **optimizer_arrays(self.model.optimizer))
-        self.spent = time.perf_counter() - self._train_start
+            np.savez(handle, **optimizer_arrays(model.optimizer))
+        self.spent = self.elapsed()
         write_json(self.run.state, {
             "epoch": epoch, "weights": weights, "optimizer": optimizer,
             "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
@@ -267,23 +264,110 @@ class ResumableTraining(keras.callbacks.Callback):
                 old.unlink(missing_ok=True)
 
 
+class TrainingLoop:
+    """The model's own `train_step` / `test_step`, one compiled call per batch, run on
+    every replica of `strategy` (Keras' `fit` fails under multi-worker strategies in
+    Keras 3, and one loop for every strategy keeps one code path)."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy,
+                 first_batch, jit_compile: bool = False):
+        self.model, self.strategy = model, strategy
+        with strategy.scope():  # metric, loss and optimizer variables, before any tracing
+            model._symbolic_build(data_batch=first_batch)  # noqa: SLF001 - what fit does
+
+        def compiled(step):
+            return tf.function(lambda batch: strategy.run(step, args=(batch,)),
+                               reduce_retracing=True, jit_compile=jit_compile)
+
+        self.train_step, self.test_step = compiled(model.train_step), compiled(model.test_step)
+
+    def _first_replica(self, logs) -> dict[str, float]:
+        return {k: float(v) for k, v in
+                self.strategy.experimental_local_results(logs)[0].items()}
+
+    def _results(self, prefix: str = "") -> dict[str, float]:
+        """The epoch's metrics, summed over every replica (Keras metrics sync on read)."""
+        return {prefix + k: float(v) for k, v in self.model.get_metrics_result().items()}
+
+    def train_epoch(self, dataset, tracker: ResumableTraining, progress) -> dict[str, float]:
+        self.model.reset_metrics()
+        self.steps = 0
+        for batch in distribute.distribute(self.strategy, dataset):
+            tracker.before_batch()
+            logs = self.train_step(batch)
+            self.steps += 1
+            if progress is not None:
+                progress.update(self.steps, list(self._first_replica(logs).items()))
+            if distribute.any_replica(self.strategy, tracker.over_budget()):
+                tracker.budget_spent = tracker.stop = True
+                break
+        return self._results()
+
+    def evaluate(self, dataset) -> dict[str, float]:
+        self.model.reset_metrics()
+        for batch in distribute.distribute(self.strategy, dataset):
+            self.test_step(batch)
+        return self._results("val_")
+
+
+@contextlib.contextmanager
+def lost_workers_said_plainly(strategy: tf.distribute.Strategy, tracker: ResumableTraining):
+    """A worker that died (or a network gone) fails the others' collectives: one sentence."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError) as error:
+        if not distribute.is_multi_worker(strategy):
+            raise
+        epoch = tracker.rows[-1]["epoch"] + 1 if tracker.rows else 0
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        raise AppError(f"Lost contact with another worker during epoch {epoch + 1} ({reason}): "
+                       "start the same command on every worker again to resume after the "
+                       "last finished epoch.") from None
+
+
+def _write_summaries(writers: dict, epoch: int, logs: dict[str, float]) -> None:
+    """Epoch scalars for TensorBoard, as Keras writes them (train/ and validation/)."""
+    for key, value in logs.items():
+        side = "validation" if key.startswith("val_") else "train"
+        with writers[side].as_default():
+            tf.summary.scalar("epoch_" + key.removeprefix("val_"), value, step=epoch)
+    for writer in writers.values():
+        writer.flush()
+
+
 def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: int,
         monitor: str, mode: str, patience: int = 0, time_budget: float | None = None,
-        resume: bool = False, verbose: int = 1,
-        clock: tf.Variable | None = None) -> ResumableTraining:
-    """`model.fit` with resume, best-epoch selection and TensorBoard; loads the best weights."""
-    state = load_backup(model, run) if resume else None
+        resume: bool = False, verbose: int = 1, clock: tf.Variable | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+        jit_compile: bool = False) -> ResumableTraining:
+    """Train epoch by epoch with resume, best-epoch selection, a time budget and
+    TensorBoard logs; the best weights are loaded at the end."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        state = load_backup(model, run) if resume else None
     tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state, clock)
     initial_epoch = state["epoch"] + 1 if state else 0
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if initial_epoch < epochs and not stopped_early:
-        # Bucketed datasets have no known length; Keras warns at the end of epoch 1.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        callbacks = [tracker, keras.callbacks.TensorBoard(log_dir=str(run.logs),
-                                                          write_graph=False, profile_batch=0)]
-        model.fit(train_data, validation_data=valid_data, epochs=epochs,
-                  initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # the datasets shuffle themselves
+        loop = TrainingLoop(model, strategy, next(iter(train_data)), jit_compile)
+        writers = {side: tf.summary.create_file_writer(str(run.logs / side))
+                   for side in ("train", "validation")}
+        steps = int(train_data.cardinality())
+        for epoch in range(initial_epoch, epochs):
+            if verbose:
+                log.info("Epoch %d/%d", epoch + 1, epochs)
+            progress = keras.utils.Progbar(steps if steps > 0 else None) if verbose else None
+            tracker.start_epoch()
+            with lost_workers_said_plainly(strategy, tracker):
+                logs = loop.train_epoch(train_data, tracker, progress)
+                logs.update(loop.evaluate(valid_data))
+            if progress is not None:
+                progress.update(loop.steps, list(logs.items()), finalize=True)
+            _write_summaries(writers, epoch, logs)
+            tracker.end_epoch(model, epoch, logs)
+            if tracker.stop:
+                break
     if not run.best_weights.is_file():
         raise AppError("Training ended before one epoch was complete: nothing to keep.")
     model.load_weights(run.best_weights)

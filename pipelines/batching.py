@@ -147,7 +147,16 @@ def bucketed_dataset(
         padding_values=(None, padding),
         pad_to_bucket_boundary=False,
     ).map(lambda _lengths, row: row)
-    return prefetched(dataset)
+    batches = bucketed_batches(lengths, boundaries, batch_size)
+    return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(batches)))
+
+
+def bucketed_batches(lengths: np.ndarray, boundaries: list[int], batch_size: int) -> int:
+    """How many batches `bucket_by_sequence_length` makes: each bucket is batched alone,
+    so an epoch's length is known before it runs (progress bars, schedules)."""
+    buckets = np.searchsorted(np.asarray(boundaries), np.asarray(lengths), side="right")
+    counts = np.bincount(buckets, minlength=len(boundaries) + 1)
+    return int(sum(-(-count // batch_size) for count in counts))
 
 
 def sorted_batches(ids: Ragged | Sequence[Sequence[int]], batch_size: int

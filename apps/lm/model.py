@@ -48,17 +48,21 @@ class LanguageModel(keras.Model):
                                                initializer="zeros")
             self.logits_layer = None
         else:
-            self.logits_layer = keras.layers.Dense(vocab_size, name="logits")
+            self.logits_layer = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
 
     # -- pieces shared by the sequence and the one-step paths ---------------------------
 
     def _logits(self, hidden, training=None):
+        """Logits in float32 whatever the training precision (softmax and loss need it);
+        tied, the shared matrix is read at the training precision."""
         hidden = self.output_dropout(hidden, training=training)
         if self.logits_layer is not None:
             return self.logits_layer(hidden)
         if self.projection is not None:
             hidden = self.projection(hidden)
-        return tf.matmul(hidden, self.embedding.embeddings, transpose_b=True) + self.output_bias
+        embeddings = tf.cast(self.embedding.embeddings, tf.float32)
+        return (tf.matmul(tf.cast(hidden, tf.float32), embeddings, transpose_b=True)
+                + tf.cast(self.output_bias, tf.float32))
 
     def zero_states(self, batch_size):
         return self.encoder.zero_states(batch_size)
@@ -76,8 +80,20 @@ class LanguageModel(keras.Model):
         output, states = self.encoder.step(self.embedding(ids), states)
         return self._logits(output, training=False), states
 
-    def call(self, ids, training=None):
-        return self.run(ids, training=training)[0]
+    def call(self, inputs, training=None):
+        """ids [B, T] -> logits; or (ids, first) from a stream dataset, with the state
+        carried from the previous batch when `carry_state` was called."""
+        if not isinstance(inputs, tuple | list):
+            return self.run(inputs, training=training)[0]
+        ids, first = inputs
+        carry = getattr(self, "_carry", None)
+        if carry is None:
+            return self.run(ids, training=training)[0]
+        carry = carry["train" if training else "valid"]
+        logits, states = self.run(ids, carry.read(keep=1.0 - tf.cast(first, tf.float32)),
+                                  training=training)
+        carry.write(states)
+        return logits
 
     # -- training on streams ------------------------------------------------------------
 
@@ -87,40 +103,11 @@ class LanguageModel(keras.Model):
         Batches come from `pipelines.streams.stream_dataset`: ((ids, first), targets),
         where row b continues row b of the previous batch and `first` marks the batch
         that starts the stream again (each epoch), where the state starts from zero.
+        The counts are per replica: under a distribution strategy each replica keeps
+        the state of its own rows.
         """
         self._carry = {"train": StateCarry(self.zero_states(train_streams)),
                        "valid": StateCarry(self.zero_states(valid_streams))}
-
-    def _forward(self, data, training):
-        (ids, first), targets = data
-        carry = getattr(self, "_carry", None)
-        carry = carry and carry["train" if training else "valid"]
-        states = carry.read(keep=1.0 - tf.cast(first, tf.float32)) if carry else None
-        logits, states = self.run(ids, states, training=training)
-        if carry:
-            carry.write(states)
-        return targets, logits
-
-    def _metric_logs(self, loss, targets, logits):
-        for metric in self.metrics:
-            if metric.name == "loss":
-                metric.update_state(loss)
-            else:
-                metric.update_state(targets, logits)
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            targets, logits = self._forward(data, training=True)
-            loss = self.compute_loss(y=targets, y_pred=logits)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return self._metric_logs(loss, targets, logits)
-
-    def test_step(self, data):
-        targets, logits = self._forward(data, training=False)
-        loss = self.compute_loss(y=targets, y_pred=logits, training=False)
-        return self._metric_logs(loss, targets, logits)
 
     def get_config(self):
         return {**super().get_config(), **self.settings}
@@ -135,7 +122,11 @@ class StateCarry:
 
     def __init__(self, states):
         self.structure = states
-        self.variables = [tf.Variable(tensor, trainable=False)
+        # On read: one copy per replica under a distribution strategy (each replica
+        # carries its own streams); a plain variable without one.
+        self.variables = [tf.Variable(tensor, trainable=False,
+                                      synchronization=tf.VariableSynchronization.ON_READ,
+                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
                           for tensor in tf.nest.flatten(states)]
 
     def read(self, keep):
@@ -145,7 +136,7 @@ class StateCarry:
 
     def write(self, states) -> None:
         for variable, value in zip(self.variables, tf.nest.flatten(states)):
-            variable.assign(tf.stop_gradient(value))
+            variable.assign(tf.cast(tf.stop_gradient(value), variable.dtype))
 
 
 def build(settings, vocab_size: int) -> LanguageModel:

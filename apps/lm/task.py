@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.config import require
-from apps.errors import DataError
+from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
 from apps.lm.schedule import WarmupCosine
@@ -152,7 +152,10 @@ class LanguageModelTask(Task):
         lines = train["text"].splitlines(keepends=True)
         inputters["text"].fit(lines, total=len(lines))
 
-    def datasets(self, settings, inputters, train, valid):
+    def datasets(self, settings, inputters, train, valid, replicas=1):
+        if settings.batch_size % replicas:
+            raise ConfigError(f"--batch-size {settings.batch_size} must be a multiple of the "
+                              f"{replicas} replicas: each carries its own streams.")
         train_stream = streams.with_bos(inputters["text"].encode_stream(train["text"]))
         valid_ids = inputters["text"].encode_stream(valid["text"])
         unknown = int(np.sum(valid_ids == UNK_ID))
@@ -161,6 +164,7 @@ class LanguageModelTask(Task):
                         "lacks: they count as unknown.", unknown)
         length = settings.sequence_length
         valid_streams = streams.fitting_streams(len(valid_ids) + 1, settings.batch_size, length)
+        valid_streams = max(replicas, valid_streams // replicas * replicas)
         train_data = streams.stream_dataset(
             train_stream, settings.batch_size, length, "training",
             shuffle_seed=None if settings.stateful else settings.seed)
@@ -177,7 +181,7 @@ class LanguageModelTask(Task):
     def compile_model(self, model, settings, plan: TrainingPlan):
         if settings.stateful:
             (ids, _first), _targets = plan.valid_data.element_spec
-            model.carry_state(settings.batch_size, ids.shape[0])
+            model.carry_state(settings.batch_size // plan.replicas, ids.shape[0] // plan.replicas)
         rate = settings.learning_rate
         if settings.lr_schedule == "cosine":
             rate = WarmupCosine(settings.learning_rate, plan.steps_per_epoch * settings.epochs,

@@ -21,7 +21,7 @@ class Member(keras.layers.Layer):
         self.encoder = RecurrentEncoder(**(encoder or {}), name="encoder")
         self.pooling = SequencePooling(pooling, name="pooling")
         self.output_dropout = keras.layers.Dropout(dropout)
-        self.classifier = keras.layers.Dense(num_classes, name="logits")
+        self.classifier = keras.layers.Dense(num_classes, name="logits", dtype="float32")
 
     def call(self, ids, mask, training=None):
         x = self.embedding_dropout(self.embedding(ids), training=training)

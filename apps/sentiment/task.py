@@ -80,7 +80,7 @@ class SentimentTask(Task):
             raise DataError(f"The validation data has label(s) the training data lacks: "
                             f"{', '.join(map(repr, unseen[:5]))}.")
 
-    def datasets(self, settings, inputters, train, valid):
+    def datasets(self, settings, inputters, train, valid, replicas=1):
         def batches(examples: Examples, source: str, shuffle: bool):
             columns = [inputters["text"].encode(examples["text"]),
                        inputters["label"].encode(examples["label"], source)]

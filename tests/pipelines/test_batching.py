@@ -30,6 +30,7 @@ def test_training_batches_are_padded_to_their_own_longest():
         widths.append(batch.shape[1])
     assert sorted(seen) == list(range(len(ids)))
     assert np.median(widths) < 40  # only batches holding the long tail are wide
+    assert int(dataset.cardinality()) == len(widths)  # known before the epoch runs
 
 
 def test_reshuffled_each_epoch_but_seeded():

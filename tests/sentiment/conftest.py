@@ -7,7 +7,8 @@ import pytest
 from apps import runner
 from apps.sentiment import task
 
-TINY = dict(epochs=8, vocab_size=300, units=32, embedding_dim=32, batch_size=32, seed=1)
+TINY = dict(epochs=8, vocab_size=300, units=32, embedding_dim=32, batch_size=32, seed=1,
+            patience=0)
 
 
 def tiny_settings(sample, **changes):
