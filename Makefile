@@ -32,13 +32,14 @@ $(VENV)/.bench-installed: $(BIN)/apps
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	@touch $@
 
-# The benchmarks of docs/benchmarks.md (about an hour on two cores; needs ../shared/data).
+# The benchmarks of docs/benchmarks.md (hours on two cores; needs ../shared/data).
 bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(BIN)/python bench/sentiment_mr.py --output-md docs/bench_sections/sentiment_accuracy.md
 	PYTHONPATH=. $(BIN)/python bench/sentiment_speed.py --repeats 3 --output-md docs/bench_sections/sentiment_speed.md
 	PYTHONPATH=. $(BIN)/python bench/encoder_step.py
 	PYTHONPATH=. $(BIN)/python bench/serve_bench.py --output-md docs/bench_sections/serve.md
 	PYTHONPATH=. $(BIN)/python bench/lm_tinyshakespeare.py --output-md docs/bench_sections/lm.md
+	PYTHONPATH=. $(BIN)/python bench/scaling.py --output-md docs/bench_sections/scaling.md
 
 lint: $(BIN)/apps
 	$(BIN)/ruff check apps pipelines tests bench

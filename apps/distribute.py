@@ -114,11 +114,3 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
     return strategy.distribute_datasets_from_function(per_pipeline, options)
-
-
-def any_replica(strategy: tf.distribute.Strategy, flag: bool) -> bool:
-    """True on every worker when `flag` is true on any (so that all stop at the same step)."""
-    if not is_multi_worker(strategy):
-        return flag
-    value = strategy.run(lambda: tf.constant(1 if flag else 0, tf.int32))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0)

@@ -241,9 +241,10 @@ class RecurrentEncoder(keras.layers.Layer):
         """The top layer's final h, directions side by side: [B, units * directions]."""
         return tf.concat(tf.unstack(states[-1][0], self.directions), axis=-1)
 
-    def zero_states(self, batch_size, dtype="float32"):
+    def zero_states(self, batch_size, dtype=None):
         """Initial states: per layer, a tuple of [directions, B, units] zeros."""
-        zeros = tf.zeros([self.directions, batch_size, self.units], dtype=dtype)
+        zeros = tf.zeros([self.directions, batch_size, self.units],
+                         dtype=dtype or self.compute_dtype)
         return [tuple(zeros for _ in range(num_states(self.cell))) for _ in range(self.num_layers)]
 
     def call(self, inputs, mask=None, training=None, initial_states=None):

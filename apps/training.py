@@ -276,10 +276,18 @@ class TrainingLoop:
             model._symbolic_build(data_batch=first_batch)  # noqa: SLF001 - what fit does
 
         def compiled(step):
-            return tf.function(lambda batch: strategy.run(step, args=(batch,)),
+            return tf.function(lambda *args: strategy.run(step, args=args),
                                reduce_retracing=True, jit_compile=jit_compile)
 
-        self.train_step, self.test_step = compiled(model.train_step), compiled(model.test_step)
+        def train_and_agree(batch, stop):
+            """A training step that also sums every worker's "time is up" flag, so that all
+            stop after the same step (collective ops need every worker)."""
+            context = tf.distribute.get_replica_context()
+            return model.train_step(batch), context.all_reduce("sum", tf.identity(stop))
+
+        self.agree = distribute.is_multi_worker(strategy)
+        self.train_step = compiled(train_and_agree if self.agree else model.train_step)
+        self.test_step = compiled(model.test_step)
 
     def _first_replica(self, logs) -> dict[str, float]:
         return {k: float(v) for k, v in
@@ -294,11 +302,15 @@ class TrainingLoop:
         self.steps = 0
         for batch in distribute.distribute(self.strategy, dataset):
             tracker.before_batch()
-            logs = self.train_step(batch)
+            if self.agree:
+                logs, stops = self.train_step(batch, tf.constant(float(tracker.over_budget())))
+                stop = float(self.strategy.experimental_local_results(stops)[0]) > 0
+            else:
+                logs, stop = self.train_step(batch), tracker.over_budget()
             self.steps += 1
             if progress is not None:
                 progress.update(self.steps, list(self._first_replica(logs).items()))
-            if distribute.any_replica(self.strategy, tracker.over_budget()):
+            if stop:
                 tracker.budget_spent = tracker.stop = True
                 break
         return self._results()

@@ -15,63 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "lm" / "tinyshakespeare"
+from common import ROOT, SHARED, LoadMonitor, apps, machine
+
+DATA = SHARED / "lm" / "tinyshakespeare"
 CONFIG = ROOT / "bench" / "configs" / "lm_tinyshakespeare.yaml"
 PROMPT = "ROMEO:"
-
-
-def apps(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "apps", *args], env=env, check=True,
-                          capture_output=True, text=True)
-
-
-class LoadMonitor:
-    """Samples the 1-minute load average every 10 s while the benchmark runs."""
-
-    def __init__(self):
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.samples.append(os.getloadavg()[0])
-            self._stop.wait(10)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_):
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> str:
-        if not self.samples:
-            return "n/a"
-        return (f"mean {statistics.mean(self.samples):.1f}, min {min(self.samples):.1f}, "
-                f"max {max(self.samples):.1f}")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def generation_speed(model: Path, tokens: int, repeats: int) -> dict:
@@ -151,7 +105,7 @@ def main() -> None:
         "generate_cli": cli, "generate_saved_model": served, "generate_naive": naive,
         "load_during_training": training_load.summary(),
         "load_during_generation": generation_load.summary(),
-        "machine": f"{os.cpu_count()} cores ({cpu_name()})",
+        "machine": machine(),
     }
     lines = [
         f"Config `{result['config']}`; {result['machine']}, shared with other jobs "

@@ -12,23 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-MR = ROOT.parent / "shared" / "data" / "sentiment" / "mr"
+from common import ROOT, SHARED, apps, machine
+
+MR = SHARED / "sentiment" / "mr"
 CONFIG = ROOT / "bench" / "configs" / "sentiment_mr.yaml"
-
-
-def apps(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "apps", *args], env=env, check=True,
-                          capture_output=True, text=True)
 
 
 def one_seed(seed: int, workdir: Path, config: Path) -> dict:
@@ -50,7 +43,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--output-md", type=Path)
     args = parser.parse_args()
-    load = os.getloadavg()[0]
+    where = machine()
     with tempfile.TemporaryDirectory() as workdir:
         rows = []
         for seed in args.seeds:
@@ -58,8 +51,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in rows]
     lines = [
-        f"Config `{os.path.relpath(args.config, ROOT)}`, {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), load average at start {load:.1f}.",
+        f"Config `{os.path.relpath(args.config, ROOT)}`; {where} at the start.",
         "",
         "| seed | train wall (s) | dev acc | test acc | test macro-F1 |",
         "| --- | --- | --- | --- | --- |",

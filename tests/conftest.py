@@ -33,3 +33,28 @@ def shakespeare_files() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def shakespeare(shakespeare_files) -> tuple[str, str]:
     return tuple(path.read_text(encoding="utf-8") for path in shakespeare_files)
+
+
+SENTIMENT_TINY = dict(epochs=8, vocab_size=300, units=32, embedding_dim=32, batch_size=32, seed=1,
+                      patience=0)
+LM_TINY = dict(tokenizer="char", units=48, embedding_dim=24, batch_size=8, sequence_length=32,
+               epochs=3, learning_rate=1e-2, warmup_steps=10, seed=1)
+
+
+@pytest.fixture(scope="session")
+def sentiment_settings(sentiment_sample):
+    """Settings for a tiny classifier on the sample, with changes: sentiment_settings(epochs=2)."""
+    from apps.sentiment.task import SentimentSettings
+
+    files = dict(data=str(sentiment_sample / "train.tsv"),
+                 valid=str(sentiment_sample / "valid.tsv"))
+    return lambda **changes: SentimentSettings(**{**files, **SENTIMENT_TINY, **changes})
+
+
+@pytest.fixture(scope="session")
+def lm_settings(shakespeare_files):
+    """Settings for a tiny character model on the Shakespeare slice: lm_settings(units=8)."""
+    from apps.lm.task import LanguageModelSettings
+
+    files = dict(data=str(shakespeare_files[0]), valid=str(shakespeare_files[1]))
+    return lambda **changes: LanguageModelSettings(**{**files, **LM_TINY, **changes})

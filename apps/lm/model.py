@@ -131,8 +131,8 @@ class StateCarry:
 
     def read(self, keep):
         """The carried states times `keep` (0.0 restarts the stream from zero state)."""
-        return tf.nest.pack_sequence_as(self.structure,
-                                         [v.read_value() * keep for v in self.variables])
+        return tf.nest.pack_sequence_as(self.structure, [
+            v.read_value() * tf.cast(keep, v.dtype) for v in self.variables])
 
     def write(self, states) -> None:
         for variable, value in zip(self.variables, tf.nest.flatten(states)):

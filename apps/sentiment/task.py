@@ -149,8 +149,9 @@ def probabilities(trained: Trained, texts: list[str], batch_size: int = 64) -> n
         return np.concatenate(chunks) if chunks else np.zeros((0, classes), np.float32)
     out = np.zeros((len(texts), classes), dtype=np.float32)
     ids = trained.inputters["text"].encode(texts)
+    scores = tf.function(trained.model.scores, reduce_retracing=True)  # traced once or twice
     for positions, batch in batching.sorted_batches(ids, batch_size):
-        out[positions] = trained.model.scores(tf.constant(batch)).numpy()
+        out[positions] = scores(tf.constant(batch)).numpy()
     return out
 
 
