@@ -71,14 +71,16 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
                 train_data, valid_data, steps if steps > 0 else None, clock, replicas))
+        trained = Trained(run.path, "run", settings, inputters, model)
         fitted = training.fit(model, train_data, valid_data, run, settings.epochs,
                               task.monitor, task.monitor_mode, settings.patience,
                               settings.time_budget_seconds, resume=resuming, verbose=verbose,
-                              clock=clock, strategy=strategy, jit_compile=settings.jit)
+                              clock=clock, strategy=strategy, jit_compile=settings.jit,
+                              validation=lambda: task.validation_metrics(trained,
+                                                                         valid_examples))
         if fitted.budget_spent and len(fitted.rows) == 1:
             log.warning("The time budget ran out within the first epoch: the model saw only "
                         "part of the training data once.")
-        trained = Trained(run.path, "run", settings, inputters, model)
         report = task.score(trained, valid_examples,
                             source=settings.valid or settings.data)
         report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),

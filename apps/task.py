@@ -127,6 +127,12 @@ class Task:
         """The task's metrics of `trained` on `examples` (a run or a SavedModel)."""
         raise NotImplementedError
 
+    def validation_metrics(self, trained: Trained, valid: Examples) -> dict[str, float]:
+        """Metrics computed after every epoch beside the Keras ones (`val_` names), when
+        the best epoch is chosen by what the user's decoder scores (BLEU, WER), not by loss.
+        Runs on every worker with the same weights, so every worker decides alike."""
+        return {}
+
     def plot(self, report: dict[str, Any], folder: Path) -> None:
         """Extra plots for the run directory (the history plot is the runner's)."""
 

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,10 +352,14 @@ def _write_summaries(writers: dict, epoch: int, logs: dict[str, float]) -> None:
 def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: int,
         monitor: str, mode: str, patience: int = 0, time_budget: float | None = None,
         resume: bool = False, verbose: int = 1, clock: tf.Variable | None = None,
-        strategy: tf.distribute.Strategy | None = None,
-        jit_compile: bool = False) -> ResumableTraining:
+        strategy: tf.distribute.Strategy | None = None, jit_compile: bool = False,
+        validation: Callable[[], dict[str, float]] | None = None) -> ResumableTraining:
     """Train epoch by epoch with resume, best-epoch selection, a time budget and
-    TensorBoard logs; the best weights are loaded at the end."""
+    TensorBoard logs; the best weights are loaded at the end.
+
+    `validation`, when given, adds metrics after every epoch's Keras validation (BLEU,
+    WER: what the user's decoder scores), which `monitor` may name.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         state = load_backup(model, run) if resume else None
@@ -374,6 +379,8 @@ def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: i
             with lost_workers_said_plainly(strategy, tracker):
                 logs = loop.train_epoch(train_data, tracker, progress)
                 logs.update(loop.evaluate(valid_data))
+            if validation is not None:
+                logs.update(validation())
             if progress is not None:
                 progress.update(loop.steps, list(logs.items()), finalize=True)
             _write_summaries(writers, epoch, logs)

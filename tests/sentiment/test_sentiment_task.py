@@ -180,3 +180,22 @@ def test_same_seed_same_data_same_weights(tmp_path, sentiment_sample, sentiment_
                             tmp_path / "c", verbose=0)
     assert not np.array_equal(runner.load(task.TASK, other).model.get_weights()[0],
                               weights[0][0])
+
+
+def test_the_best_epoch_may_be_chosen_by_a_task_metric_computed_after_each_epoch(
+        tmp_path, sentiment_settings):
+    """What translation (BLEU) and speech (WER) need: a metric of the decoder, not a loss."""
+    scores = iter([0.2, 0.9, 0.4])
+
+    class Picky(task.SentimentTask):
+        monitor, monitor_mode = "val_picky", "max"
+
+        def validation_metrics(self, trained, valid):
+            assert trained.model is not None and len(valid["text"]) == 100
+            return {"val_picky": next(scores)}
+
+    run_dir, report = runner.train(Picky(), sentiment_settings(epochs=3), tmp_path / "run",
+                                   verbose=0)
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [float(r["val_picky"]) for r in rows] == [0.2, 0.9, 0.4]
+    assert report["best_epoch"] == 1
