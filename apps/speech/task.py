@@ -99,6 +99,7 @@ def transcriber(trained: Trained, beam_size: int = 1):
     """WAV bytes [N] -> {"transcript", "score"}: the one transcription function, traced
     for a run and exported as `serving_default`."""
     audio, text, model = trained.inputters["audio"], trained.inputters["text"], trained.model
+    text.graph_tokenizer  # noqa: B018 - created eagerly, so that every traced graph can use it
 
     def transcribe(wav):
         features, frames = audio.preprocess(wav)
