@@ -94,8 +94,8 @@ class AudioInputter(Inputter):
         audio, rate = tf.audio.decode_wav(wav, desired_channels=1)
         check = tf.debugging.assert_equal(
             rate, tf.constant(self.sample_rate, tf.int32),
-            message=f"The WAV's sample rate is not the model's {self.sample_rate} Hz: "
-                    "resample it first")
+            message=f"The WAV is not sampled at {self.sample_rate} Hz, the rate of this model: "
+                    "resample it first")  # no apostrophes: TF escapes them in its message
         with tf.control_dependencies([check]):
             return tf.identity(audio[:, 0])
 
