@@ -23,6 +23,7 @@ import tensorflow as tf
 from apps import runner
 from apps.config import require
 from apps.errors import DataError
+from apps.lm.schedule import WarmupCosine
 from apps.settings import (
     DataSettings,
     EncoderSettings,
@@ -81,6 +82,11 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
     batch_size: int = 32
     learning_rate: float = 2e-3
     clip_norm: float | None = 5.0
+    lr_schedule: str = setting("cosine", "Learning rate: constant, or warm-up then cosine "
+                               "decay to zero over all epochs (or over --time-budget, if that "
+                               "ends first).", ("constant", "cosine"), section="training")
+    warmup_steps: int = setting(100, "Steps of linear warm-up (cosine schedule).",
+                                section="training")
 
     def validate(self) -> None:
         super().validate()
@@ -88,6 +94,7 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
             require(getattr(self, key) >= 1, key, "a positive whole number", getattr(self, key))
         for key in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
+        require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
         require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
                 "at least 1000 Hz", self.sample_rate)
 
@@ -212,8 +219,11 @@ class SpeechTask(Task):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)
 
     def compile_model(self, model, settings, plan: TrainingPlan):
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate,
-                                                      global_clipnorm=settings.clip_norm),
+        rate = settings.learning_rate
+        if settings.lr_schedule == "cosine":
+            rate = WarmupCosine(rate, (plan.steps_per_epoch or 1) * settings.epochs,
+                                settings.warmup_steps, settings.time_budget_seconds, plan.clock)
+        model.compile(optimizer=keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm),
                       jit_compile=False)
 
     def usable(self, trained: Trained, examples: Examples, source: str) -> Examples:

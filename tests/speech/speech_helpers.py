@@ -16,7 +16,8 @@ RATE = 8000
 TONES = {"low": 300.0, "high": 1500.0}
 WORDS = ("low", "high", "hiss")
 TINY = dict(epochs=24, units=32, layers=1, conv_filters=32, batch_size=8, learning_rate=5e-3,
-            dropout=0.0, seed=1, time_masks=1, freq_masks=1)
+            dropout=0.0, seed=1, time_masks=1, freq_masks=1,
+            lr_schedule="constant")
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, width: int = 2) -> Path:
