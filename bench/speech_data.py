@@ -84,7 +84,7 @@ def prepare(fsdd: Path, workdir: Path, train_sequences: int, valid_fraction: flo
             kept, train_sequences, 2, 7, seed, audio / "train", "train-")),
         "valid": write_manifest(workdir / "valid.csv", held + joined(
             held, 200, 3, 7, seed + 1, audio / "valid", "valid-")),
-        "test": write_manifest(workdir / "test.csv", test),
+        "test": fsdd / "test.csv",
         "connected": write_manifest(workdir / "connected.csv", joined(
             test, 1000, 3, 7, 2026, audio / "connected", "connected-")),
         "train_singles": len(kept), "train_sequences": train_sequences, "valid_singles": cut,

@@ -65,7 +65,7 @@ def reach_time(history: Path, target: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("--train-sequences", type=int, default=1500,
+    parser.add_argument("--train-sequences", type=int, default=1200,
                         help="Connected sequences joined from the training recordings.")
     parser.add_argument("--workdir", type=Path, help="Keep the manifests and runs here.")
     parser.add_argument("--no-peer", action="store_true")

@@ -108,3 +108,15 @@ def test_a_killed_run_resumes_after_its_last_epoch(tmp_path, corpus):
     rows = list(csv.DictReader((output / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert not (output / "backup").exists()
+
+
+def test_unigram_pieces_are_an_option(corpus, speech_settings):
+    settings = speech_settings(tokenizer="unigram", vocab_size=12)
+    train = TASK.read(settings.data, "train")
+    inputters = TASK.make_inputters(settings)
+    TASK.fit_inputters(inputters, train, train, settings)
+    text = inputters["text"]
+    assert text.tokenizer.vocab_size <= 12 and text.model_type == "unigram"
+    ids = text.encode(["low high hiss"]).values
+    assert 0 not in ids  # id 0 stays free for the CTC blank
+    assert TASK.build_model(settings, inputters).logits.units == text.vocab_size
