@@ -54,11 +54,10 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     training.set_seed(settings.seed)
     replicas = strategy.num_replicas_in_sync
     with training.created_run(run, overwrite, resuming), precision.policy(settings.precision):
-        inputters = task.make_inputters(settings)
         if resuming:
-            for inputter in inputters.values():
-                inputter.load(run.path)
+            inputters = load_inputters(task, settings, run.path)
         else:
+            inputters = task.make_inputters(settings)
             task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
                 inputter.save(run.path)
@@ -78,14 +77,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
                               clock=clock, strategy=strategy, jit_compile=settings.jit,
                               validation=lambda: task.validation_metrics(trained,
                                                                          valid_examples))
-        if fitted.budget_spent and len(fitted.rows) == 1:
-            log.warning("The time budget ran out within the first epoch: the model saw only "
-                        "part of the training data once.")
-        report = task.score(trained, valid_examples,
-                            source=settings.valid or settings.data)
-        report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),
-                      train_seconds=round(sum(r["seconds"] for r in fitted.rows), 3),
-                      stopped_by_time_budget=fitted.budget_spent)
+        report = _report(task, trained, valid_examples, fitted)
         plots.plot_history(fitted.rows, run.plots / "history.png")
         task.plot(report, run.plots)
         training.finish(run, {"valid": report})
@@ -95,7 +87,26 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     return run.path, report
 
 
+def _report(task: Task, trained: Trained, valid, fitted: training.ResumableTraining) -> dict:
+    """The best epoch's validation scores, with how the training went."""
+    if fitted.budget_spent and len(fitted.rows) == 1:
+        log.warning("The time budget ran out within the first epoch: the model saw only "
+                    "part of the training data once.")
+    report = task.score(trained, valid, source=trained.settings.valid or trained.settings.data)
+    report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),
+                  train_seconds=round(sum(r["seconds"] for r in fitted.rows), 3),
+                  stopped_by_time_budget=fitted.budget_spent)
+    return report
+
+
 # ------------------------------------------------------------------------------- load
+
+
+def load_inputters(task: Task, settings, directory: Path) -> dict:
+    inputters = task.make_inputters(settings)
+    for inputter in inputters.values():
+        inputter.load(directory)
+    return inputters
 
 
 def _check_task(task: Task, found: str | None, path: Path, what: str) -> None:
@@ -123,9 +134,7 @@ def load(task: Task, path: Path) -> Trained:
         config = run.read_config()
         _check_task(task, config.get("task"), path, "a training run")
         settings = settings_from_config(task.settings_class, config)
-        inputters = task.make_inputters(settings)
-        for inputter in inputters.values():
-            inputter.load(path)
+        inputters = load_inputters(task, settings, path)
         model = task.build_model(settings, inputters)
         model.load_weights(run.best_weights)
         return Trained(path, "run", settings, inputters, model)
