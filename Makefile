@@ -40,6 +40,7 @@ bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(BIN)/python bench/serve_bench.py --output-md docs/bench_sections/serve.md
 	PYTHONPATH=. $(BIN)/python bench/lm_tinyshakespeare.py --output-md docs/bench_sections/lm.md
 	PYTHONPATH=. $(BIN)/python bench/scaling.py --output-md docs/bench_sections/scaling.md
+	PYTHONPATH=. $(BIN)/python bench/speech_fsdd.py --output-md docs/bench_sections/speech.md
 
 lint: $(BIN)/apps
 	$(BIN)/ruff check apps pipelines tests bench

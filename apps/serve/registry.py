@@ -128,7 +128,9 @@ def warm_up(loaded: LoadedVersion) -> None:
     for signature in loaded.signatures.values():
         try:
             signature.run(signature.warm_up_inputs())
-        except InvalidArgument as exc:
+        except ServingError as exc:  # from the graph, TF's InvalidArgumentError has this code
+            if exc.code != InvalidArgument.code:
+                raise
             log.info(
                 "Warm-up of %s/%s %s: inputs refused (%s)",
                 loaded.name,

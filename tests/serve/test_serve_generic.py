@@ -111,3 +111,26 @@ def test_a_slow_request_times_out_with_504(tmp_path):
         instance = {"prompt": "x", "max_tokens": 1, "temperature": 0.0}
         status, body = http(f"{server.url}/v1/models/lm:predict", {"instances": [instance]})
     assert status == 504 and "request-timeout" in body["error"]
+
+
+class StrictDecoder(tf.Module):
+    """A model whose graph refuses made-up bytes, as a WAV decoder refuses "warm-up"."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data")])
+    def serve(self, data):
+        check = tf.debugging.assert_equal(tf.strings.substr(data, 0, 4), "RIFF",
+                                          message="data must start with RIFF")
+        with tf.control_dependencies([check]):
+            return {"size": tf.strings.length(data)}
+
+
+def test_a_graph_that_refuses_the_warm_up_input_still_loads_and_says_400(tmp_path):
+    model = StrictDecoder()
+    tf.saved_model.save(model, str(tmp_path / "strict" / "1"),
+                        signatures={"serving_default": model.serve})
+    with ServerThread(options(tmp_path)) as server:
+        url = f"{server.url}/v1/models/strict:predict"
+        status, body = http(url, {"instances": ["RIFF1234"]})
+        assert status == 200 and body["predictions"] == [8]
+        status, body = http(url, {"instances": ["nope"]})
+        assert status == 400 and "data must start with RIFF" in body["error"]

@@ -1,0 +1,84 @@
+"""`apps speech ...`: train, evaluate and export from the runner, plus `transcribe`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from apps.commands import TaskTexts, read_inputs, task_group
+from apps.options import option
+from apps.speech import task
+
+EXAMPLES = """
+\b
+Examples:
+  apps speech train --data fsdd/train.csv --output runs/digits
+  apps speech train --data tfds:spoken_digit --time-budget 10m
+  apps speech evaluate runs/digits --data fsdd/test.csv --json
+  apps speech transcribe runs/digits recording.wav other.wav
+  apps speech transcribe saved_models/speech/1 --input files.txt --json
+  apps speech export runs/digits --beam-size 8
+"""
+
+
+def summarize(report: dict) -> str:
+    return (f"Best epoch {report['best_epoch']}: validation WER {report['wer']:.4f}, "
+            f"CER {report['cer']:.4f} ({report['utterances']} utterances)")
+
+
+def show_report(report: dict) -> str:
+    lines = [f"utterances  {report['utterances']}", f"WER         {report['wer']:.4f}",
+             f"CER         {report['cer']:.4f}", f"exact       {report['exact']}"]
+    for kind in ("best", "median", "worst"):
+        lines += ["", f"{kind}:"]
+        for row in report.get(kind, []):
+            lines.append(f"  WER {row['wer']:.3f}  {row['path']}\n"
+                         f"    reference:  {row['reference']}\n"
+                         f"    transcript: {row['transcript']}")
+    return "\n".join(lines)
+
+
+TEXTS = TaskTexts(
+    group_help="Speech to text: log-mel features, a convolutional front end, a recurrent "
+               "encoder and CTC.",
+    examples=EXAMPLES,
+    train_help=(
+        "Train a recogniser on recordings (16-bit PCM WAV) with transcripts.\n\n"
+        "Writes a run directory (config.json, audio.json, tokenizer.model, checkpoints, "
+        "history.csv, metrics.json, TensorBoard logs, plots); the best epoch has the lowest "
+        "validation WER. Interrupted runs resume when the same command is run again."),
+    summarize=summarize,
+    show_report=show_report,
+    exported="signature serving_default: audio (WAV bytes) -> transcript, score",
+)
+BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1), default=1, show_default=True,
+                   help="CTC beam width; 1 decodes greedily. A SavedModel decodes as it was "
+                        "exported.")
+BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                    help="Recordings per batch.")
+speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
+                    export_options=[option("--beam-size", type=click.IntRange(min=1), default=1,
+                                           show_default=True,
+                                           help="CTC beam width inside the exported graph; 1 "
+                                                "decodes greedily.")])
+
+
+@speech.command(epilog="The score is the log probability of the transcript (of its best "
+                       "alignment when decoding greedily): closer to 0 is surer.")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("wavs", nargs=-1)
+@click.option("--input", "input_file", help="File with one WAV path per line; - for stdin.")
+@BEAM_SIZE
+@BATCH_SIZE
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON line per file: {"path", "transcript", "score"}.')
+def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
+    """Transcribe 16-bit PCM WAV files with MODEL (run directory or exported SavedModel)."""
+    paths = [path for path in read_inputs(wavs, input_file, "WAV files") if path.strip()]
+    for row in task.transcribe_files(model, paths, beam_size, batch_size):
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['path']}\t{row['transcript']}")

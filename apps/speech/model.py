@@ -1,0 +1,115 @@
+"""The recogniser: log-mel frames in, per-frame scores over the vocabulary and the CTC blank out.
+
+A small convolutional front end shortens time (`time_stride`), the shared
+`RecurrentEncoder` reads the result in both directions, and a dense layer scores
+every piece of the vocabulary at every remaining frame. Id 0 (the tokenizer's pad
+id, never a real label) is the CTC blank. The model trains itself with CTC loss in
+`train_step` / `test_step`, which the runner's loop calls.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from apps.layers import RecurrentEncoder
+
+BLANK = 0
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class AlignedConv1D(keras.layers.Layer):
+    """Conv1D whose output frame j always reads input frames around j * stride.
+
+    Keras' "same" padding shifts by one frame with the parity of the batch's length,
+    so an utterance would get other features alone than padded in a batch.
+    """
+
+    def __init__(self, filters, kernel_size, stride=1, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size, self.stride = kernel_size, stride
+        self.conv = keras.layers.Conv1D(filters, kernel_size, strides=stride, padding="valid",
+                                        activation="relu")
+
+    def call(self, x):
+        half = self.kernel_size // 2
+        steps = (tf.shape(x)[1] + self.stride - 1) // self.stride
+        x = tf.pad(x, [[0, 0], [half, self.kernel_size - 1 - half + self.stride], [0, 0]])
+        return self.conv(x)[:, :steps]
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class SpeechRecognizer(keras.Model):
+    """(features [B, T, mels], frames [B]) -> (logits [B, T', vocab], lengths [B]).
+
+    Args:
+        vocab_size: the tokenizer's pieces (id 0 doubles as the blank).
+        conv_filters, conv_kernel: the front end's width and kernel (in frames).
+        time_stride: how much the front end shortens time.
+        dropout: before and after the recurrent encoder.
+        encoder: keyword arguments for `RecurrentEncoder`.
+    """
+
+    def __init__(self, vocab_size, conv_filters=128, conv_kernel=5, time_stride=2,
+                 dropout=0.0, encoder=None, **kwargs):
+        super().__init__(**kwargs)
+        self.time_stride = time_stride
+        self.front = [AlignedConv1D(conv_filters, conv_kernel, time_stride, name="conv_1"),
+                      AlignedConv1D(conv_filters, conv_kernel, 1, name="conv_2")]
+        self.norm = keras.layers.LayerNormalization(name="conv_norm")
+        self.input_dropout = keras.layers.Dropout(dropout)
+        self.encoder = RecurrentEncoder(**(encoder or {}), name="encoder")
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def output_lengths(self, frames):
+        return (frames + self.time_stride - 1) // self.time_stride
+
+    def call(self, inputs, training=None):
+        features, frames = inputs
+        x = features
+        for conv in self.front:
+            x = conv(x)
+        x = self.input_dropout(self.norm(x), training=training)
+        lengths = self.output_lengths(frames)
+        mask = tf.sequence_mask(lengths, tf.shape(x)[1])
+        sequence, _ = self.encoder(x, mask=mask, training=training)
+        return self.logits(self.output_dropout(sequence, training=training)), lengths
+
+    # -- CTC training for the runner's loop --------------------------------------------
+
+    def ctc_loss(self, data, training):
+        (features, frames), labels = data
+        logits, lengths = self((features, frames), training=training)
+        labels = tf.cast(labels, tf.int32)
+        losses = tf.nn.ctc_loss(labels, logits, tf.reduce_sum(tf.cast(labels != BLANK,
+                                                                      tf.int32), axis=1),
+                                lengths, logits_time_major=False, blank_index=BLANK)
+        # an utterance too short for its transcript has no alignment: no gradient from it
+        return tf.reduce_mean(tf.where(tf.math.is_finite(losses), losses, 0.0))
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = self.ctc_loss(data, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        self.loss_tracker.update_state(self.ctc_loss(data, training=False))
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def build(settings, vocab_size: int, mels: int) -> SpeechRecognizer:
+    """The recogniser for resolved `SpeechSettings`, with its weights created."""
+    model = SpeechRecognizer(vocab_size, settings.conv_filters, settings.conv_kernel,
+                             settings.time_stride, settings.dropout,
+                             encoder=settings.encoder_arguments())
+    model((tf.zeros([1, 8, mels]), tf.constant([8])))
+    return model

@@ -1,0 +1,280 @@
+"""Speech to text, declared for `apps.runner`.
+
+Two data sides: "audio" (an `AudioInputter`: WAV bytes to log-mel frames) and
+"text" (a `TextInputter`: a SentencePiece model of the training transcripts,
+characters by default). The best epoch is the one with the lowest validation word
+error rate of greedy decoding. `transcribe` below serves the CLI, `score` and the
+per-epoch validation alike, from a run directory or a SavedModel.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jiwer
+import keras
+import numpy as np
+import tensorflow as tf
+
+from apps import runner
+from apps.config import require
+from apps.errors import DataError
+from apps.lm.schedule import WarmupCosine
+from apps.settings import (
+    DataSettings,
+    EncoderSettings,
+    TokenizerSettings,
+    TrainingSettings,
+    setting,
+)
+from apps.speech import decoding
+from apps.speech.model import build
+from apps.task import Examples, Task, Trained, TrainingPlan
+from pipelines import batching
+from pipelines.audio import AudioInputter, spec_augment
+from pipelines.inputters import TextInputter
+from pipelines.speech_sources import check_wav, read_recordings
+
+log = logging.getLogger(__name__)
+SPEECH_TOKENIZERS = ("char", "unigram")
+EXAMPLES_SHOWN = 3  # best, median and worst transcriptions in a report
+_TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced transcriber}
+
+
+@dataclass
+class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+    """Everything `apps speech train` can be told; saved as the run's config.json."""
+
+    data: str = setting("tfds:spoken_digit", "Training recordings: a manifest CSV "
+                        "(wav_filename,wav_filesize,transcript; paths relative to it), a NeMo "
+                        "JSONL manifest (audio_filepath,text), or tfds:NAME[:SPLIT].")
+    tokenizer: str = setting("char", "Output units: characters, or unigram SentencePiece "
+                             "pieces trained on the transcripts.", SPEECH_TOKENIZERS,
+                             section="tokenizer")
+    vocab_size: int = 256
+    sample_rate: int | None = setting(None, "The model's sample rate in Hz [default: the "
+                                      "commonest rate of the training recordings]; recordings "
+                                      "at other rates are skipped.", section="features")
+    mels: int = setting(40, "Mel bands of the log-mel spectrogram.", section="features")
+    time_masks: int = setting(2, "SpecAugment time masks per utterance (training only).",
+                              section="features")
+    time_mask_width: int = setting(10, "Widest time mask, in frames (at most a fifth of the "
+                                   "utterance).", section="features")
+    freq_masks: int = setting(2, "SpecAugment frequency masks per utterance (training only).",
+                              section="features")
+    freq_mask_width: int = setting(8, "Widest frequency mask, in mel bands.",
+                                   section="features")
+    conv_filters: int = setting(128, "Channels of the convolutional front end.",
+                                section="model")
+    conv_kernel: int = setting(5, "Front-end kernel width, in frames.", section="model")
+    time_stride: int = setting(2, "How many frames the front end merges into one recurrent "
+                               "step (10 ms frames).", section="model")
+    cell: str = "gru"
+    units: int = 128
+    layers: int = 2
+    dropout: float = 0.1
+    embedding_dim: int = setting(128, "", flag=False)  # audio has no token embedding
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    clip_norm: float | None = 5.0
+    lr_schedule: str = setting("cosine", "Learning rate: constant, or warm-up then cosine "
+                               "decay to zero over all epochs (or over --time-budget, if that "
+                               "ends first).", ("constant", "cosine"), section="training")
+    warmup_steps: int = setting(100, "Steps of linear warm-up (cosine schedule).",
+                                section="training")
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("mels", "conv_filters", "conv_kernel", "time_stride"):
+            require(getattr(self, key) >= 1, key, "a positive whole number", getattr(self, key))
+        for key in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+            require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
+        require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
+        require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
+                "at least 1000 Hz", self.sample_rate)
+
+
+# --------------------------------------------------------------------- transcription
+
+
+def transcriber(trained: Trained, beam_size: int = 1):
+    """WAV bytes [N] -> {"transcript", "score"}: the one transcription function, traced
+    for a run and exported as `serving_default`."""
+    audio, text, model = trained.inputters["audio"], trained.inputters["text"], trained.model
+    text.graph_tokenizer  # noqa: B018 - created eagerly, so that every traced graph can use it
+
+    def transcribe(wav):
+        features, frames = audio.preprocess(wav)
+        logits, lengths = model((features, frames), training=False)
+        ids, score = decoding.decode(logits, lengths, beam_size)
+        return {"transcript": text.detokenize(ids), "score": score}
+
+    return transcribe
+
+
+def sample_rate(trained: Trained) -> int:
+    if trained.is_saved_model:
+        return int(trained.metadata["inputters"]["audio"]["sample_rate"])
+    return trained.inputters["audio"].sample_rate
+
+
+def _traced(trained: Trained, beam_size: int):
+    """The run's transcriber as a tf.function, traced once per model and beam size."""
+    if trained.is_saved_model:
+        return lambda wav: trained.signatures["serving_default"](audio=wav)
+    cache = _TRANSCRIBERS.setdefault(trained.model, {})
+    if beam_size not in cache:
+        cache[beam_size] = tf.function(
+            transcriber(trained, beam_size), reduce_retracing=True,
+            input_signature=[AudioInputter.input_spec()])
+    return cache[beam_size]
+
+
+def transcribe(trained: Trained, audio: list[bytes], beam_size: int = 1,
+               batch_size: int = 32) -> tuple[list[str], list[float]]:
+    """Transcripts and scores in input order; recordings of similar length share a batch."""
+    run = _traced(trained, beam_size)
+    transcripts, scores = [""] * len(audio), [0.0] * len(audio)
+    order = np.argsort([len(wav) for wav in audio], kind="stable")
+    for start in range(0, len(order), batch_size):
+        positions = order[start : start + batch_size]
+        answer = run(tf.constant([audio[i] for i in positions], tf.string))
+        for position, words, score in zip(positions, answer["transcript"].numpy(),
+                                          answer["score"].numpy()):
+            transcripts[position] = words.decode("utf-8")
+            scores[position] = float(score)
+    return transcripts, scores
+
+
+def examples_report(paths: list[str], references: list[str], hypotheses: list[str]
+                    ) -> dict[str, Any]:
+    """WER and CER (jiwer) and, as DeepSpeech reports them, the best, median and worst
+    transcriptions with their own WER."""
+    if not references:
+        return {"wer": 0.0, "cer": 0.0, "utterances": 0, "exact": 0}
+    each = [jiwer.wer(r, h) for r, h in zip(references, hypotheses)]
+    order = sorted(range(len(each)), key=lambda i: (each[i], i))
+    middle = max(0, len(order) // 2 - EXAMPLES_SHOWN // 2)
+    picks = {"best": order[:EXAMPLES_SHOWN], "median": order[middle : middle + EXAMPLES_SHOWN],
+             "worst": order[::-1][:EXAMPLES_SHOWN]}
+    report = {"wer": float(jiwer.wer(references, hypotheses)),
+              "cer": float(jiwer.cer(references, hypotheses)),
+              "utterances": len(references), "exact": sum(w == 0 for w in each)}
+    for kind, rows in picks.items():
+        report[kind] = [{"path": paths[i], "reference": references[i],
+                         "transcript": hypotheses[i], "wer": round(each[i], 4)} for i in rows]
+    return report
+
+
+# ------------------------------------------------------------------------------ task
+
+
+class SpeechTask(Task):
+    name = "speech"
+    title = "speech recogniser"
+    settings_class = SpeechSettings
+    monitor, monitor_mode = "val_wer", "min"
+
+    def read(self, source, default_split):
+        return read_recordings(source, default_split).as_examples()
+
+    def make_inputters(self, settings):
+        return {"audio": AudioInputter(settings.sample_rate, settings.mels),
+                "text": TextInputter(settings.tokenizer, settings.vocab_size)}
+
+    def fit_inputters(self, inputters, train, valid, settings):
+        inputters["audio"].fit(train["rate"])
+        inputters["text"].fit(train["text"])
+
+    def datasets(self, settings, inputters, train, valid, replicas=1):
+        audio, text = inputters["audio"], inputters["text"]
+
+        def batches(examples: Examples, source: str, training: bool):
+            keep = audio.usable(examples["rate"], examples["path"], source)
+            samples = audio.encode([examples["audio"][i] for i in keep])
+            ids = text.encode([examples["text"][i] for i in keep])
+            dataset = batching.bucketed_dataset(
+                [samples, ids, samples.lengths.astype(np.int32)], settings.batch_size,
+                settings.seed, shuffle=training, lengths=samples.lengths)
+
+            def features(waves, labels, lengths):
+                values, frames = audio.features(waves, lengths)
+                if training:
+                    values = spec_augment(values, frames, settings.time_masks,
+                                          settings.time_mask_width, settings.freq_masks,
+                                          settings.freq_mask_width)
+                return (values, frames), labels
+
+            return batching.prefetched(dataset.map(features))
+
+        return (batches(train, settings.data, True),
+                batches(valid, settings.valid or settings.data, False))
+
+    def build_model(self, settings, inputters):
+        return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)
+
+    def compile_model(self, model, settings, plan: TrainingPlan):
+        rate = settings.learning_rate
+        if settings.lr_schedule == "cosine":
+            rate = WarmupCosine(rate, (plan.steps_per_epoch or 1) * settings.epochs,
+                                settings.warmup_steps, settings.time_budget_seconds, plan.clock)
+        model.compile(optimizer=keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm),
+                      jit_compile=False)
+
+    def usable(self, trained: Trained, examples: Examples, source: str) -> Examples:
+        """The examples at the model's sample rate (the others are counted and skipped)."""
+        audio = AudioInputter(sample_rate(trained))
+        keep = audio.usable(examples["rate"], examples["path"], source)
+        return {side: [values[i] for i in keep] for side, values in examples.items()}
+
+    def validation_metrics(self, trained, valid):
+        valid = self.usable(trained, valid, "the validation data")
+        hypotheses, _ = transcribe(trained, valid["audio"])
+        return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
+
+    def score(self, trained, examples, source: str = "the data", beam_size: int = 1,
+              batch_size: int = 32, **_):
+        """wer, cer, utterances, exact, and the best / median / worst transcriptions."""
+        examples = self.usable(trained, examples, source)
+        hypotheses, _ = transcribe(trained, examples["audio"], beam_size, batch_size)
+        return examples_report(examples["path"], examples["text"], hypotheses)
+
+    def signatures(self, trained, beam_size: int = 1, **_):
+        serving_default = tf.function(transcriber(trained, beam_size),
+                                      input_signature=[AudioInputter.input_spec()])
+        return {"serving_default": serving_default}
+
+    def export_metadata(self, trained, metrics, beam_size: int = 1, **_):
+        return {"beam_size": beam_size,
+                "metrics": {k: v for k, v in metrics.items()
+                            if k in ("wer", "cer", "utterances")}}
+
+
+TASK = SpeechTask()
+
+
+def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1,
+                     batch_size: int = 32) -> list[dict[str, Any]]:
+    """One {"path", "transcript", "score"} per WAV file, in order; a file that is missing,
+    not 16-bit PCM or at another rate than the model's is refused, named."""
+    trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
+    rate = sample_rate(trained)
+    audio = []
+    for path in paths:
+        try:
+            wav = Path(path).read_bytes()
+        except OSError as error:
+            raise DataError(f"Cannot read '{path}': {error.strerror or error}.") from None
+        found = check_wav(wav, path)
+        if found != rate:
+            raise DataError(f"'{path}' is sampled at {found} Hz, not the model's {rate} Hz: "
+                            "resample it first.")
+        audio.append(wav)
+    transcripts, scores = transcribe(trained, audio, beam_size, batch_size)
+    return [{"path": path, "transcript": words, "score": score}
+            for path, words, score in zip(paths, transcripts, scores)]

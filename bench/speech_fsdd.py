@@ -1,0 +1,161 @@
+"""FSDD speech benchmark: isolated and connected digits, the keras.io CTC recipe as a peer,
+and the real-time factor of batched SavedModel transcription.
+
+Trains `apps speech train --config bench/configs/speech_fsdd.yaml` on FSDD's train.csv
+less a held-out 10 % (which picks the best epoch; test.csv never does) plus connected
+sequences joined from the kept training recordings (bench/speech_data.py says how),
+then scores test.csv (isolated digits) and 1,000 connected-digit sequences joined from
+test recordings. The peer trains on the same manifests for the same wall time.
+
+    python bench/speech_fsdd.py [--output-md docs/bench_sections/speech.md] [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, SHARED, LoadMonitor, apps, machine
+from speech_data import prepare
+
+FSDD = SHARED / "speech" / "fsdd"
+CONFIG = ROOT / "bench" / "configs" / "speech_fsdd.yaml"
+PEER = ROOT / "bench" / "peers" / "keras_ctc_recipe.py"
+
+
+def real_time_factor(saved_model: Path, manifest: Path, batch_size: int = 64) -> dict:
+    """Seconds of computation per second of audio, batched by length, warm model."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    with open(manifest, newline="") as handle:
+        paths = [manifest.parent / row["wav_filename"] for row in csv.DictReader(handle)]
+    audio = [p.read_bytes() for p in paths]
+    seconds = sum((len(wav) - 44) / 2 / 8000 for wav in audio)
+    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    order = sorted(range(len(audio)), key=lambda i: len(audio[i]))
+    batches = [tf.constant([audio[i] for i in order[s : s + batch_size]])
+               for s in range(0, len(order), batch_size)]
+    serve(audio=batches[0])  # warm-up
+    start = time.perf_counter()
+    for batch in batches:
+        serve(audio=batch)["transcript"].numpy()
+    spent = time.perf_counter() - start
+    return {"audio_seconds": round(seconds, 1), "compute_seconds": round(spent, 2),
+            "rtf": spent / seconds, "batch_size": batch_size}
+
+
+def reach_time(history: Path, target: float) -> float | None:
+    """Training seconds until the validation WER first reached `target`."""
+    spent = 0.0
+    for row in csv.DictReader(history.open()):
+        spent += float(row["seconds"])
+        if float(row["val_wer"]) <= target:
+            return spent
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--train-sequences", type=int, default=1200,
+                        help="Connected sequences joined from the training recordings.")
+    parser.add_argument("--workdir", type=Path, help="Keep the manifests and runs here.")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--output-md", type=Path)
+    args = parser.parse_args()
+    where = machine()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="speech-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = prepare(FSDD, workdir, args.train_sequences)
+    run = workdir / "run"
+    with LoadMonitor() as load:
+        start = time.perf_counter()
+        apps("speech", "train", "--config", args.config, "--data", data["train"], "--valid",
+             data["valid"], "--output", run, "--overwrite", "--quiet")
+        train_wall = time.perf_counter() - start
+        metrics = json.loads((run / "metrics.json").read_text())["valid"]
+        scores = {name: json.loads(apps("speech", "evaluate", run, "--data", data[name],
+                                        "--json", "--batch-size", "64").stdout)
+                  for name in ("test", "connected")}
+        exported = apps("speech", "export", run, "--model-base-path", workdir / "saved_models")
+        saved_model = Path(exported.stdout.split()[1])
+        rtf = real_time_factor(saved_model, data["connected"])
+        peer = None
+        if not args.no_peer:
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            done = subprocess.run(
+                [sys.executable, str(PEER), "--train", str(data["train"]), "--valid",
+                 str(data["valid"]), "--test", str(data["test"]), "--connected",
+                 str(data["connected"]), "--seconds", str(metrics["train_seconds"])],
+                capture_output=True, text=True, env=env)
+            if done.returncode:
+                sys.exit(f"peer failed:\n{done.stderr[-3000:]}")
+            peer = json.loads(done.stdout.strip().splitlines()[-1])
+    history = run / "history.csv"
+    rows = list(csv.DictReader(history.open()))
+    result = {
+        "bench": "speech_fsdd", "train_wall_seconds": round(train_wall, 1),
+        "train_seconds": metrics["train_seconds"], "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"], "valid_wer": metrics["wer"],
+        "test_wer": scores["test"]["wer"], "test_cer": scores["test"]["cer"],
+        "connected_wer": scores["connected"]["wer"], "connected_cer": scores["connected"]["cer"],
+        **{f"rtf_{k}": v for k, v in rtf.items()}, "data": {
+            k: v for k, v in data.items() if not isinstance(v, Path)},
+        "load": load.summary(),
+    }
+    if peer:
+        final = peer["curve"][-1]["val_wer"] if peer["curve"] else 1.0
+        result.update(peer=peer, time_to_peer_final_wer=reach_time(history, final))
+    print(json.dumps(result))
+    lines = [
+        f"Config `{os.path.relpath(args.config, ROOT)}`; {where} at the start; load while "
+        f"running: {load.summary()}.",
+        "",
+        f"Training data: {data['train_singles']} FSDD training recordings (train.csv less a "
+        f"seeded 10 %) plus {data['train_sequences']} connected sequences of 2-7 of them "
+        "joined with 100-300 ms of silence; validation (picks the epoch): the "
+        f"{data['valid_singles']} held-out recordings plus 200 sequences of 3-7 of them. "
+        "test.csv is never seen before the end.",
+        "",
+        "| measure | apps speech | target |",
+        "| --- | --- | --- |",
+        f"| training time (s, `train` command wall) | {train_wall:.0f} "
+        f"({metrics['epochs_run']} epochs, best {metrics['best_epoch']}) | <= 600 |",
+        f"| test WER, isolated digits (test.csv, 250) | {scores['test']['wer']:.2%} | "
+        "<= 1.5 % |",
+        f"| connected-digit WER (1,000 sequences of 3-7 test recordings) | "
+        f"{scores['connected']['wer']:.2%} | <= 5 % |",
+        f"| real-time factor, SavedModel, batches of {rtf['batch_size']} | {rtf['rtf']:.4f} "
+        f"({rtf['audio_seconds']} s of audio in {rtf['compute_seconds']} s) | <= 0.01 |",
+    ]
+    if peer:
+        reach = result["time_to_peer_final_wer"]
+        lines += [
+            "",
+            f"Peer (`bench/peers/keras_ctc_recipe.py`, the keras.io CTC recipe's shape) on the "
+            f"same manifests for the same training time ({peer['train_seconds']} s, "
+            f"{peer['epochs']} epochs): validation WER {final:.2%}, test WER "
+            f"{peer['test_wer']:.2%}, connected WER {peer['connected_wer']:.2%}. "
+            f"apps speech reached the peer's final validation WER after "
+            + (f"{reach:.0f} s of training ({reach / peer['train_seconds']:.2f}x the peer's "
+               "time; target <= 0.5x)." if reach is not None else "never (target missed)."),
+        ]
+    lines += ["", "Validation WER by epoch (apps speech): " + ", ".join(
+        f"{float(r['val_wer']):.3f}" for r in rows) + ".", "",
+        f"Command: `python bench/speech_fsdd.py {' '.join(sys.argv[1:])}`"]
+    print("\n".join(lines))
+    if args.output_md:
+        args.output_md.parent.mkdir(parents=True, exist_ok=True)
+        args.output_md.write_text("## Speech to text (FSDD)\n\n" + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

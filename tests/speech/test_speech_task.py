@@ -1,0 +1,122 @@
+"""The recogniser end to end on synthetic sounds: it learns, exports, and resumes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from apps import runner, training
+from apps.speech import task
+from apps.speech.task import TASK, Trained
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tiny_model_learns_what_an_untrained_one_cannot(tiny_run, corpus, speech_settings):
+    run_dir, report = tiny_run
+    trained = runner.evaluate(TASK, run_dir, str(corpus["test"]))
+    assert trained["utterances"] == 30
+    assert trained["wer"] <= 0.25, trained
+    assert {"best", "median", "worst"} <= set(trained)
+    assert trained["best"][0]["wer"] <= trained["worst"][0]["wer"]
+    settings = speech_settings()
+    inputters = TASK.make_inputters(settings)
+    for inputter in inputters.values():
+        inputter.load(run_dir)
+    untrained = Trained(run_dir, "run", settings, inputters,
+                        TASK.build_model(settings, inputters))
+    test = TASK.read_evaluation_data(str(corpus["test"]))
+    assert TASK.score(untrained, test)["wer"] >= 0.9
+    history = list(csv.DictReader(training.RunDirectory(run_dir).history.open()))
+    assert "val_wer" in history[0]
+    assert report["wer"] == min(float(row["val_wer"]) for row in history)
+
+
+def test_training_features_equal_the_exported_graphs(tiny_run, corpus):
+    """The validation batches (bucketed, padded) and the serving function's preprocessing
+    (one WAV at a time, inside a graph) give the same frames."""
+    run_dir, _ = tiny_run
+    trained = runner.load(TASK, run_dir)
+    audio = trained.inputters["audio"]
+    examples = TASK.read_evaluation_data(str(corpus["test"]))
+    _, valid = TASK.datasets(trained.settings, trained.inputters, examples, examples)
+    graph = tf.function(audio.preprocess, input_signature=[audio.input_spec()])
+    single = {}
+    for wav in examples["audio"]:
+        features, frames = graph(tf.constant([wav]))
+        single[int(frames[0])] = single.get(int(frames[0]), []) + [features[0].numpy()]
+    compared = 0
+    for (features, frames), _labels in valid:
+        for row, count in zip(features.numpy(), frames.numpy()):
+            assert np.all(row[count:] == 0)
+            assert any(np.allclose(row[:count], alone, atol=1e-4)
+                       for alone in single[int(count)])
+            compared += 1
+    assert compared == len(examples["audio"])
+
+
+def test_the_saved_model_transcribes_as_the_run_does(tiny_run, exported, corpus):
+    paths = sorted(str(p) for p in (corpus["test"].parent / "wavs").glob("2_*.wav"))[:12]
+    from_run = task.transcribe_files(tiny_run[0], paths)
+    from_export = task.transcribe_files(exported, paths)
+    assert [r["transcript"] for r in from_export] == [r["transcript"] for r in from_run]
+    np.testing.assert_allclose([r["score"] for r in from_export],
+                               [r["score"] for r in from_run], rtol=1e-4, atol=1e-4)
+    assert any(r["transcript"] for r in from_run)
+    saved = runner.evaluate(TASK, exported, str(corpus["test"]))
+    assert saved["wer"] == runner.evaluate(TASK, tiny_run[0], str(corpus["test"]))["wer"]
+
+
+def test_beam_search_agrees_with_greedy_on_a_confident_model(tiny_run, corpus):
+    examples = TASK.read_evaluation_data(str(corpus["test"]))
+    trained = runner.load(TASK, tiny_run[0])
+    greedy, greedy_scores = task.transcribe(trained, examples["audio"][:10])
+    beam, beam_scores = task.transcribe(trained, examples["audio"][:10], beam_size=4)
+    assert sum(g == b for g, b in zip(greedy, beam)) >= 8
+    # a labelling's probability sums its paths: never below its best path's
+    assert all(b >= g - 1e-3 for g, b, x, y in zip(greedy_scores, beam_scores, greedy, beam)
+               if x == y)
+
+
+def test_a_killed_run_resumes_after_its_last_epoch(tmp_path, corpus):
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "apps", "speech", "train", "--data", str(corpus["train"]),
+               "--output", str(output), "--epochs", "4", "--units", "16", "--layers", "1",
+               "--conv-filters", "16", "--batch-size", "16", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state = output / "backup" / "state.json"
+    deadline = time.monotonic() + 60
+    while not state.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state.exists(), "training never finished an epoch"
+    done = len(list(csv.DictReader((output / "history.csv").open())))
+    assert done < 4
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = list(csv.DictReader((output / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert not (output / "backup").exists()
+
+
+def test_unigram_pieces_are_an_option(corpus, speech_settings):
+    settings = speech_settings(tokenizer="unigram", vocab_size=12)
+    train = TASK.read(settings.data, "train")
+    inputters = TASK.make_inputters(settings)
+    TASK.fit_inputters(inputters, train, train, settings)
+    text = inputters["text"]
+    assert text.tokenizer.vocab_size <= 12 and text.model_type == "unigram"
+    ids = text.encode(["low high hiss"]).values
+    assert 0 not in ids  # id 0 stays free for the CTC blank
+    assert TASK.build_model(settings, inputters).logits.units == text.vocab_size
