@@ -161,8 +161,8 @@ def beam_search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
     arrays = [tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None])
               for _ in range(2)]
     _, _, _, _, scores, _, ids, parents = _loop(going, body, (
-        tf.constant(0), tf.fill([rows * beams], BOS_ID), state, tf.zeros([rows, beams], tf.bool), scores,
-        tf.zeros([rows, beams], tf.int32), *arrays))
+        tf.constant(0), tf.fill([rows * beams], BOS_ID), state, tf.zeros([rows, beams], tf.bool),
+        scores, tf.zeros([rows, beams], tf.int32), *arrays))
     best = tf.transpose(gather_tree(ids.stack(), parents.stack())[:, :, 0])
     return Search(best, _lengths(best), scores[:, 0])
 
@@ -172,3 +172,16 @@ def search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
     if isinstance(beam_size, int) and beam_size == 1:
         return greedy_search(step, state, context, limits)
     return beam_search(step, state, context, limits, beam_size, alpha)
+
+
+def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio: float) -> Search:
+    """A translator's search over padded source ids [B, S] (see `output_limits`)."""
+    context, state = model.encode(source_ids)
+    source_lengths = tf.reduce_sum(tf.cast(context[-1], tf.int32), axis=1)
+
+    def step(previous, state, context):
+        logits, state, _ = model.step(previous, state, context)
+        return logits, state
+
+    return search(step, state, context, output_limits(source_lengths, max_length, ratio),
+                  beam_size, alpha)

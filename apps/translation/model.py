@@ -42,6 +42,7 @@ class Attention(keras.layers.Layer):
         if kind not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, received {kind!r}")
         self.kind, self.units = kind, int(units)
+        self.supports_masking = True  # its own `mask` argument is the source's
         self.memory_layer = keras.layers.Dense(units, use_bias=False, name="memory")
         if kind == "bahdanau":
             self.query_layer = keras.layers.Dense(units, use_bias=False, name="query")
