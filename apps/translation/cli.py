@@ -76,8 +76,9 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 ])
 
 
-@translation.command("translate", epilog="An empty line translates to an empty line. A sentence longer "
-                            "than the model's --max-length tokens is cut, with a warning.")
+@translation.command("translate", epilog="An empty line translates to an empty line. A "
+                     "sentence longer than the model's --max-length tokens is cut, with a "
+                     "warning.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("sentences", nargs=-1)
 @click.option("--input", "input_file", help="File with one sentence per line (one "

@@ -20,7 +20,7 @@ from apps.translation import decoding
 from pipelines import batching
 
 log = logging.getLogger(__name__)
-_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {beam: fn}
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: fn}
 
 
 def beam_size_of(trained: Trained, beam_size: int | None) -> int:
@@ -33,19 +33,20 @@ def beam_size_of(trained: Trained, beam_size: int | None) -> int:
 
 
 def _decoder(trained: Trained, beam_size: int):
-    """A compiled search for this run and beam size, kept on the model (traced once per
-    batch shape family)."""
+    """A compiled search for this model and these decoding settings, kept while the model
+    lives (so validation after every epoch traces it once)."""
+    settings = trained.settings
     cache = _DECODERS.setdefault(trained.model, {})
-    if beam_size not in cache:
-        settings = trained.settings
+    key = (beam_size, settings.max_length, settings.length_penalty, settings.max_length_ratio)
+    if key not in cache:
 
         @tf.function(reduce_retracing=True)
         def search(ids):
             return decoding.translate_ids(trained.model, ids, beam_size, settings.max_length,
                                           settings.length_penalty, settings.max_length_ratio)
 
-        cache[beam_size] = search
-    return cache[beam_size]
+        cache[key] = search
+    return cache[key]
 
 
 def translate(trained: Trained, texts: list[str], beam_size: int | None = None,
