@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from apps import runner, training
@@ -89,10 +90,11 @@ def test_long_pairs_are_dropped_and_counted(tiny_run, caplog):
     assert len(sources) == 2 and targets.row(0)[-1] == EOS_ID
 
 
-def test_separate_vocabularies_and_luong_attention(tmp_path, translation_settings):
+def test_separate_vocabularies_and_luong_attention(tmp_path, translation_settings, digits):
     run_dir, report = runner.train(task.TASK, translation_settings(
-        separate_vocab=True, attention="luong", cell="lstm", epochs=1, layers=2,
-        residual=True), tmp_path / "luong", verbose=0)
+        data=str(digits["valid"]), valid=str(digits["test"]), separate_vocab=True,
+        attention="luong", cell="lstm", epochs=1, layers=2, residual=True),
+        tmp_path / "luong", verbose=0)
     assert (run_dir / "source.model").is_file() and (run_dir / "target.model").is_file()
     assert not (run_dir / "tokenizer.model").exists()
     trained = runner.load(task.TASK, run_dir)
@@ -100,3 +102,28 @@ def test_separate_vocabularies_and_luong_attention(tmp_path, translation_setting
     assert trained.model.source_embedding is not trained.model.target_embedding
     assert len(translate.translate(trained, ["1 2 3", ""], beam_size=2)) == 2
     assert metrics.bleu(["a b c d"], ["a b c d"]) > 99
+
+
+def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, translation_settings,
+                                                         digits, monkeypatch):
+    settings = translation_settings(data=str(digits["valid"]), valid=str(digits["test"]),
+                                    epochs=4, units=8, embedding_dim=8)
+    scored = task.TranslationTask.validation_metrics
+    epochs = []
+
+    def power_cut_in_the_third_epoch(self, trained, valid):
+        epochs.append(len(epochs))
+        if len(epochs) == 3:
+            raise KeyboardInterrupt
+        return scored(self, trained, valid)
+
+    monkeypatch.setattr(task.TranslationTask, "validation_metrics",
+                        power_cut_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
+    assert len(list(csv.DictReader((tmp_path / "run" / "history.csv").open()))) == 2
+    monkeypatch.undo()
+    run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert report["epochs_run"] == 4 and not (run_dir / "backup").exists()
