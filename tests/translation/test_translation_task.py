@@ -127,3 +127,11 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, translation_s
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
     assert report["epochs_run"] == 4 and not (run_dir / "backup").exists()
+
+
+def test_a_ten_thousand_word_sentence_is_cut_with_a_warning(tiny_run, caplog):
+    trained = runner.load(task.TASK, tiny_run[0])
+    with caplog.at_level("WARNING"):
+        rows = translate.translate(trained, [" ".join(["5"] * 10_000), "1 2"])
+    assert "1 sentence(s) are longer than --max-length 64 tokens" in caplog.text
+    assert 0 < len(rows[0]["translation"].split()) <= 64 and rows[1]["translation"] == "2 1"
