@@ -58,7 +58,8 @@ class AppGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own logs.")
 @click.pass_context
 def cli(ctx, debug):
-    """RNN apps for language: sentiment, language modelling, speech to text, serving.
+    """RNN apps for language: sentiment, language modelling, translation, speech to text,
+    serving.
 
     Every app trains from your data (files or tfds:NAME), writes a run directory,
     exports a TensorFlow Serving SavedModel, and `apps serve` serves it locally.
@@ -76,8 +77,9 @@ def _register() -> None:
     from apps.sentiment.cli import sentiment
     from apps.serve.cli import models, serve
     from apps.speech.cli import speech
+    from apps.translation.cli import translation
 
-    for command in (sentiment, lm, speech, serve, models):
+    for command in (sentiment, lm, translation, speech, serve, models):
         cli.add_command(command)
 
 

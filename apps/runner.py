@@ -154,6 +154,9 @@ def load(task: Task, path: Path) -> Trained:
 def evaluate(task: Task, path: Path, data: str, **options) -> dict[str, Any]:
     """The task's metrics of the model at `path` on the data named `data`."""
     trained = load(task, path)
+    known = task.evaluation_options(trained)
+    options = {**options, **{key: value for key, value in known.items()
+                             if options.get(key) is None}}
     return task.score(trained, task.read_evaluation_data(data, **options), **options)
 
 

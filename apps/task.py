@@ -95,6 +95,11 @@ class Task:
         return self.read(source, "test", **{key: options.get(key)
                                             for key in self.column_options})
 
+    def evaluation_options(self, trained: Trained) -> dict[str, Any]:
+        """Defaults for `evaluate`'s data options that the model itself knows (a
+        translator's languages); options the user gives win."""
+        return {}
+
     def make_inputters(self, settings) -> dict[str, Inputter]:
         """Fresh inputters by side; the runner fits or loads them."""
         raise NotImplementedError

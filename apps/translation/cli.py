@@ -1,0 +1,110 @@
+"""`apps translation ...`: train, evaluate and export from the runner, plus `translate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from apps import runner
+from apps.commands import TaskTexts, read_inputs, task_group
+from apps.options import option
+from apps.translation import task, translate
+from apps.translation.attention import attention_weights, plot_attention
+
+EXAMPLES = """
+\b
+Examples:
+  apps translation train --data multi30k/train --valid multi30k/val \\
+      --source-lang de --target-lang en --output runs/de-en
+  apps translation train --data pairs.tsv --valid dev.tsv      # source<TAB>target
+  apps translation train --data tfds:ted_hrlr_translate/pt_to_en --time-budget 30m
+  apps translation evaluate runs/de-en --data multi30k/test_2016_flickr --json
+  apps translation translate runs/de-en "Ein Hund rennt über die Wiese." --beam-size 5
+  apps translation translate saved_models/translation/1 --input sentences.de --json
+  apps translation translate runs/de-en "Zwei Männer spielen Fußball." \\
+      --plot-attention attn.png
+  apps translation export runs/de-en --beam-size 5
+"""
+
+
+def summarize(report: dict) -> str:
+    return (f"Best epoch {report['best_epoch']}: validation BLEU {report['bleu']:.2f}, chrF "
+            f"{report['chrf']:.2f} (beam {report['beam_size']}, {report['sentences']} "
+            "sentences)")
+
+
+def show_report(report: dict) -> str:
+    return (f"sentences  {report['sentences']}\nbeam size  {report['beam_size']}\n"
+            f"BLEU       {report['bleu']:.2f}  ({report['signature']})\n"
+            f"chrF       {report['chrf']:.2f}  ({report['chrf_signature']})")
+
+
+TEXTS = TaskTexts(
+    group_help="Translation with an attentional RNN encoder-decoder: train on parallel "
+               "text, score with sacreBLEU, translate, export for TF Serving.",
+    examples=EXAMPLES,
+    train_help=(
+        "Train a translator on sentence pairs; the best epoch is the one with the best "
+        "validation BLEU.\n\n"
+        "Writes a run directory (config.json, tokenizer.model (or source.model and "
+        "target.model), checkpoints, history.csv, metrics.json, TensorBoard logs, plots). "
+        "Interrupted runs resume when the same command is run again."),
+    summarize=summarize,
+    show_report=show_report,
+    exported="signatures serving_default: text -> translation, score; translate: text, "
+             "beam_size, max_length -> translation, score",
+)
+BEAM_SIZE = option("--beam-size", type=int, help="Beam width (1: greedy) [default: the "
+                   "model's own].", section="decoding")
+BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
+                    help="Sentences per batch.")
+LANGUAGES = [
+    option("--source-lang", help="Source language code [default: the model's]."),
+    option("--target-lang", help="Target language code [default: the model's]."),
+    option("--source-column", help="Column holding the source [default: guessed]."),
+    option("--target-column", help="Column holding the target [default: guessed]."),
+]
+translation = task_group(task.TASK, TEXTS, evaluate_options=[
+    *LANGUAGES, BEAM_SIZE, BATCH_SIZE,
+    option("--output", type=click.Path(dir_okay=False),
+           help="Also write the translations to this file, one a line."),
+], export_options=[
+    option("--beam-size", type=click.IntRange(min=1), help="Beam width of serving_default "
+           "(kept in assets/metadata.json) [default: the run's --beam-size]."),
+])
+
+
+@translation.command("translate", epilog="An empty line translates to an empty line. A "
+                     "sentence longer than the model's --max-length tokens is cut, with a "
+                     "warning.")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("sentences", nargs=-1)
+@click.option("--input", "input_file", help="File with one sentence per line (one "
+              "translation per line, blank lines included); - for stdin.")
+@click.option("--beam-size", type=click.IntRange(min=1),
+              help="Beam width (1: greedy) [default: the model's own].")
+@BATCH_SIZE
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON line per sentence: {"source", "translation", "score"}.')
+@click.option("--plot-attention", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG heatmap of the first sentence's attention (source pieces "
+                   "against target pieces); run directories only.")
+def translate_command(model, sentences, input_file, beam_size, batch_size, as_json,
+                      plot_attention):
+    """Translate sentences with MODEL (run directory or exported SavedModel)."""
+    texts = read_inputs(sentences, input_file, "sentences to translate")
+    trained = runner.load(task.TASK, model)
+    rows = translate.translate(trained, texts, beam_size, batch_size)
+    if plot_attention:
+        plot_attention_for(trained, rows[0], plot_attention)
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False) if as_json else row["translation"])
+
+
+def plot_attention_for(trained, row, path: Path) -> None:
+    pieces = attention_weights(trained, row["source"], row["translation"])
+    plot_attention(*pieces, path)
+    click.echo(f"Attention of the first sentence: {path}", err=True)
+

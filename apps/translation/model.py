@@ -1,0 +1,273 @@
+"""The translator: a recurrent encoder, an attentional recurrent decoder, tied output.
+
+The encoder is the shared `RecurrentEncoder` (any cell, bidirectional, layers,
+residual). The decoder is a unidirectional `RecurrentEncoder` of the same cell whose
+initial state is bridged from the encoder's final output (a tanh layer), and which
+reads its own previous token with teacher forcing while training. Two attentions:
+
+- "bahdanau" (additive, fed into the recurrence): each step's context is computed
+  from the previous decoder state and read by the recurrence with the token, so
+  training runs the decoder step by step in a `tf.while_loop`;
+- "luong" (multiplicative, after the recurrence): the decoder runs over the whole
+  target at once through the shared fast recurrence, then every step attends.
+
+Either way the output is `tanh(W [h; context])` at the embedding size, multiplied by
+the transposed target embedding (tied), plus a bias. Decoding (`encode` + `step`) is
+the same arithmetic one token at a time; `apps.translation.decoding` searches with it.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from apps.layers import RecurrentEncoder, num_states
+from pipelines.tokenizer import BOS_ID, PAD_ID
+
+ATTENTIONS = ("bahdanau", "luong")
+MASKED_SCORE = -1e9  # not -inf: a source with no token (empty) still gives finite weights
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class Attention(keras.layers.Layer):
+    """Scores of decoder queries [B, Q, H] over encoder memory [B, S, M] -> contexts.
+
+    "bahdanau": v . tanh(W_m m + W_q q); "luong" ("general"): q . (W_m m).
+    `keys(memory)` is computed once per sentence; `call` attends for any number of
+    queries (all target steps while training with Luong, one step otherwise).
+    """
+
+    def __init__(self, kind="bahdanau", units=256, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, received {kind!r}")
+        self.kind, self.units = kind, int(units)
+        self.supports_masking = True  # its own `mask` argument is the source's
+        self.memory_layer = keras.layers.Dense(units, use_bias=False, name="memory")
+        if kind == "bahdanau":
+            self.query_layer = keras.layers.Dense(units, use_bias=False, name="query")
+
+    def build(self, memory_size, query_size):
+        self.memory_layer.build((None, memory_size))
+        if self.kind == "bahdanau":
+            self.query_layer.build((None, query_size))
+            self.score_vector = self.add_weight(name="score_vector", shape=(self.units,))
+        self.built = True
+
+    def keys(self, memory):
+        return self.memory_layer(memory)
+
+    def call(self, query, keys, memory, mask):
+        """query [B, Q, H] -> (context [B, Q, M], weights [B, Q, S])."""
+        if self.kind == "bahdanau":
+            hidden = tf.tanh(keys[:, None, :, :] + self.query_layer(query)[:, :, None, :])
+            scores = tf.reduce_sum(hidden * self.score_vector, axis=-1)
+        else:
+            scores = tf.matmul(query, keys, transpose_b=True)
+        scores = tf.where(mask[:, None, :], scores, tf.cast(MASKED_SCORE, scores.dtype))
+        weights = tf.nn.softmax(scores, axis=-1)
+        return tf.matmul(weights, memory), weights
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class Translator(keras.Model):
+    """Source ids [B, S] and target ids [B, T] (ending with the end id) -> logits [B, T, V].
+
+    Args:
+        source_vocab, target_vocab: vocabulary sizes (equal with a joint vocabulary).
+        embedding_dim: size of the token embeddings and of the output layer's input.
+        attention: "bahdanau" or "luong".
+        shared_embeddings: one embedding matrix for both sides (joint vocabulary).
+        dropout: rate on embeddings and on the output layer's input.
+        label_smoothing: share of the target probability spread over the vocabulary.
+        encoder: keyword arguments for the encoder's `RecurrentEncoder`; the decoder
+            uses the same cell, units, layers and residual setting, unidirectional.
+    """
+
+    def __init__(self, source_vocab, target_vocab, embedding_dim=256, attention="bahdanau",
+                 shared_embeddings=True, dropout=0.0, label_smoothing=0.0, encoder=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        encoder = dict(encoder or {})
+        self.settings = dict(source_vocab=int(source_vocab), target_vocab=int(target_vocab),
+                             embedding_dim=int(embedding_dim), attention=attention,
+                             shared_embeddings=bool(shared_embeddings), dropout=float(dropout),
+                             label_smoothing=float(label_smoothing), encoder=encoder)
+        self.label_smoothing = float(label_smoothing)
+        self.source_embedding = keras.layers.Embedding(source_vocab, embedding_dim,
+                                                       name="source_embedding")
+        self.target_embedding = self.source_embedding if shared_embeddings else \
+            keras.layers.Embedding(target_vocab, embedding_dim, name="target_embedding")
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.encoder = RecurrentEncoder(**encoder, name="encoder")
+        self.decoder = RecurrentEncoder(**{**encoder, "bidirectional": False}, name="decoder")
+        self.cell, self.units = self.decoder.cell, self.decoder.units
+        self.state_count = self.decoder.num_layers * num_states(self.cell)
+        self.bridge = keras.layers.Dense(self.state_count * self.units, activation="tanh",
+                                         name="bridge")
+        self.attention = Attention(attention, self.units, name="attention")
+        self.readout = keras.layers.Dense(embedding_dim, activation="tanh", name="readout")
+        self.output_bias = self.add_weight(name="output_bias", shape=(target_vocab,),
+                                           initializer="zeros")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+
+    @property
+    def feeds_attention(self) -> bool:
+        return self.attention.kind == "bahdanau"
+
+    def build(self, input_shape=None):
+        dim, memory = self.settings["embedding_dim"], self.encoder.output_size
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        self.encoder.build((None, None, dim))
+        self.decoder.build((None, None, dim + memory if self.feeds_attention else dim))
+        self.bridge.build((None, memory))
+        self.attention.build(memory, self.units)
+        self.readout.build((None, self.units + memory))
+        self.built = True
+
+    # -- the encoder side -----------------------------------------------------------------
+
+    def encode(self, source, training=None):
+        """source ids [B, S] -> (context (memory, keys, mask), initial decoder state).
+
+        The state is a flat tuple of [B, units] tensors (per layer: h, and c for an LSTM).
+        """
+        mask = tf.not_equal(source, PAD_ID)
+        embedded = self.embedding_dropout(self.source_embedding(source), training=training)
+        memory, states = self.encoder(embedded, mask=mask, training=training)
+        bridged = self.bridge(self.encoder.last_output(states))
+        state = tuple(tf.split(bridged, self.state_count, axis=-1))
+        return (memory, self.attention.keys(memory), mask), state
+
+    def _layered(self, state):
+        """Flat state -> RecurrentEncoder's form: per layer, a tuple of [1, B, units]."""
+        per_layer = num_states(self.cell)
+        return [tuple(s[None] for s in state[i : i + per_layer])
+                for i in range(0, len(state), per_layer)]
+
+    @staticmethod
+    def _flat(states):
+        return tuple(s[0] for layer in states for s in layer)
+
+    def _logits(self, hidden, context, training=None):
+        features = self.output_dropout(tf.concat([hidden, context], axis=-1), training=training)
+        out = self.readout(features)
+        embeddings = tf.cast(self.target_embedding.embeddings, out.dtype)
+        logits = tf.matmul(tf.reshape(out, [-1, tf.shape(out)[-1]]), embeddings,
+                           transpose_b=True)
+        shape = tf.concat([tf.shape(out)[:-1], [-1]], axis=0)
+        return tf.cast(tf.reshape(logits, shape), tf.float32) + self.output_bias
+
+    # -- one step: decoding -----------------------------------------------------------------
+
+    def step(self, ids, state, context):
+        """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S])."""
+        memory, keys, mask = context
+        embedded = self.target_embedding(ids)
+        if self.feeds_attention:
+            attended, weights = self.attention(state[-num_states(self.cell)][:, None], keys,
+                                               memory, mask)
+            output, states = self.decoder.step(tf.concat([embedded, attended[:, 0]], -1),
+                                               self._layered(state))
+        else:
+            output, states = self.decoder.step(embedded, self._layered(state))
+            attended, weights = self.attention(output[:, None], keys, memory, mask)
+        return self._logits(output, attended[:, 0]), self._flat(states), weights[:, 0]
+
+    # -- the whole target: training ----------------------------------------------------------
+
+    def call(self, inputs, training=None, return_attention=False):
+        """(source [B, S], target [B, T]) -> logits [B, T, V] (and attention [B, T, S])."""
+        source, target = inputs
+        context, state = self.encode(source, training)
+        memory, keys, mask = context
+        previous = tf.concat([tf.fill([tf.shape(target)[0], 1], BOS_ID),
+                              tf.cast(target[:, :-1], tf.int32)], axis=1)
+        embedded = self.embedding_dropout(self.target_embedding(previous), training=training)
+        if self.feeds_attention:
+            hidden, attended, weights = self._run_fed(embedded, state, context)
+        else:
+            hidden, _ = self.decoder(embedded, mask=tf.not_equal(target, PAD_ID),
+                                     training=training, initial_states=self._layered(state))
+            attended, weights = self.attention(hidden, keys, memory, mask)
+        logits = self._logits(hidden, attended, training)
+        return (logits, weights) if return_attention else logits
+
+    def _run_fed(self, embedded, state, context):
+        """The Bahdanau decoder over every target step: a loop, as each step's context
+        needs the state before it. Returns hidden [B, T, H], contexts, weights."""
+        memory, keys, mask = context
+        time_major = tf.transpose(embedded, [1, 0, 2])
+        steps = tf.shape(time_major)[0]
+        arrays = [tf.TensorArray(embedded.dtype, size=steps) for _ in range(2)] + \
+            [tf.TensorArray(memory.dtype, size=steps)]
+        top = -num_states(self.cell)
+
+        def body(t, state, hidden_ta, context_ta, weight_ta):
+            attended, weights = self.attention(state[top][:, None], keys, memory, mask)
+            output, states = self.decoder.step(
+                tf.concat([time_major[t], attended[:, 0]], -1), self._layered(state))
+            return (t + 1, self._flat(states), hidden_ta.write(t, output),
+                    context_ta.write(t, attended[:, 0]), weight_ta.write(t, weights[:, 0]))
+
+        _, _, *arrays = tf.while_loop(lambda t, *_: t < steps, body, (0, state, *arrays))
+        hidden, attended, weights = (tf.transpose(a.stack(), [1, 0, 2]) for a in arrays)
+        return hidden, attended, weights
+
+    # -- the training loop's steps ----------------------------------------------------------
+
+    def token_losses(self, source, target, training=None):
+        """(summed label-smoothed loss, real target tokens, correct argmax tokens)."""
+        logits = self((source, target), training=training)
+        target = tf.cast(target, tf.int32)
+        weights = tf.cast(tf.not_equal(target, PAD_ID), tf.float32)
+        log_probs = tf.nn.log_softmax(logits)
+        nll = -tf.gather(log_probs, target, batch_dims=2)
+        smooth = -tf.reduce_mean(log_probs, axis=-1)
+        losses = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), target),
+                          tf.float32)
+        return (tf.reduce_sum(losses * weights), tf.reduce_sum(weights),
+                tf.reduce_sum(correct * weights))
+
+    def _track(self, loss_sum, tokens, correct):
+        tokens = tf.maximum(tokens, 1.0)
+        self.loss_tracker.update_state(loss_sum / tokens, sample_weight=tokens)
+        self.accuracy_tracker.update_state(correct / tokens, sample_weight=tokens)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        source, target = data
+        with tf.GradientTape() as tape:
+            loss_sum, tokens, correct = self.token_losses(source, target, training=True)
+            loss = loss_sum / tf.maximum(tokens, 1.0)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._track(loss_sum, tokens, correct)
+
+    def test_step(self, data):
+        source, target = data
+        return self._track(*self.token_losses(source, target, training=False))
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    def get_config(self):
+        return {**super().get_config(), **self.settings}
+
+
+def build(settings, source_vocab: int, target_vocab: int) -> Translator:
+    """The translator for resolved `TranslationSettings`, with its weights created."""
+    model = Translator(source_vocab, target_vocab, settings.embedding_dim, settings.attention,
+                       shared_embeddings=not settings.separate_vocab, dropout=settings.dropout,
+                       label_smoothing=settings.label_smoothing,
+                       encoder=settings.encoder_arguments())
+    model.build()
+    return model

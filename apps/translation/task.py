@@ -1,0 +1,192 @@
+"""Translation, declared for `apps.runner`.
+
+Two data sides, "source" and "target": one joint SentencePiece model trained on both
+sides' text (the default; the target embedding then also serves as the source's and
+as the output layer) or one model each (`--separate-vocab`). The best epoch is the
+one whose validation translations score the highest sacreBLEU, decoded as the user
+will decode them (greedy, or the configured beam). Translating and scoring work on
+a run directory and on an exported SavedModel alike (`apps.translation.translate`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from apps.config import require
+from apps.errors import DataError
+from apps.settings import (
+    DataSettings,
+    EncoderSettings,
+    TokenizerSettings,
+    TrainingSettings,
+    setting,
+)
+from apps.task import Examples, Task, TrainingPlan
+from apps.translation import metrics, serving, translate
+from apps.translation.model import ATTENTIONS, build
+from pipelines import batching, parallel
+from pipelines.inputters import TextInputter
+from pipelines.tokenizer import EOS_ID
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TranslationSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+    """Everything `apps translation train` can be told; saved as the run's config.json."""
+
+    data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "
+                        "PREFIX.<target-lang>, line N translating line N), a TSV/CSV/JSONL "
+                        "file of pairs, or tfds:NAME[/CONFIG][:SPLIT].")
+    source_lang: str | None = setting(None, "Source language code: the suffix of a prefix's "
+                                      "source file, or a column / TFDS feature name.")
+    target_lang: str | None = setting(None, "Target language code (as --source-lang).")
+    source_column: str | None = setting(None, "Column of a TSV/CSV/JSONL file holding the "
+                                        "source [default: the source language, source or "
+                                        "src; a table without a header: its first column].")
+    target_column: str | None = setting(None, "Column holding the target [default: the "
+                                        "target language, target or tgt; else the second "
+                                        "column].")
+    separate_vocab: bool = setting(False, "Train one SentencePiece model per side instead of "
+                                   "one joint model (which also shares the embeddings).",
+                                   section="tokenizer")
+    max_length: int = setting(64, "Tokens per sentence: longer training pairs are dropped "
+                              "(and counted), longer inputs are cut (with a warning).",
+                              section="tokenizer")
+    cell: str = "gru"
+    units: int = 256
+    embedding_dim: int = 256
+    dropout: float = 0.2
+    attention: str = setting("bahdanau", "bahdanau (additive, fed into the decoder's "
+                             "recurrence) or luong (multiplicative, after it: the decoder "
+                             "then trains over the whole target at once).", ATTENTIONS,
+                             section="model")
+    label_smoothing: float = setting(0.1, "Share of each target's probability spread over "
+                                     "the vocabulary in the loss.", section="training")
+    clip_norm: float | None = 1.0
+    beam_size: int = setting(1, "Beam width when scoring the validation data (1: greedy); "
+                             "the default of translate, evaluate and export.",
+                             section="decoding")
+    length_penalty: float = setting(0.6, "GNMT length penalty alpha for beam search (0: "
+                                    "plain log-probability).", section="decoding")
+    max_length_ratio: float = setting(2.0, "Most output tokens per source token.",
+                                      section="decoding")
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.max_length >= 1, "max_length", "a positive whole number", self.max_length)
+        require(self.beam_size >= 1, "beam_size", "a positive whole number", self.beam_size)
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", "in [0, 1)",
+                self.label_smoothing)
+        require(self.length_penalty >= 0.0, "length_penalty", "zero or more",
+                self.length_penalty)
+        require(self.max_length_ratio > 0.0, "max_length_ratio", "positive",
+                self.max_length_ratio)
+
+
+def pair_ids(inputters, examples: Examples, max_length: int, source: str):
+    """(source ids, target ids + end id) as `Ragged` columns, without the pairs that have
+    a side longer than `max_length` tokens (a warning counts them).
+
+    Lengths come from the same SentencePiece model as the graph op (its Python binding,
+    untruncated), so a long pair is dropped whole rather than cut mid-sentence.
+    """
+    sides = [inputters[side].tokenizer.encode(examples[side]) for side in ("source", "target")]
+    keep = [i for i, (s, t) in enumerate(zip(*sides)) if len(s) <= max_length
+            and len(t) <= max_length]
+    dropped = len(sides[0]) - len(keep)
+    if dropped:
+        log.warning("Dropped %d of %d pair(s) of %s longer than --max-length %d tokens.",
+                    dropped, len(sides[0]), source, max_length)
+    if not keep:
+        raise DataError(f"Every pair of {source} is longer than --max-length {max_length} "
+                        "tokens: raise --max-length.")
+    return (batching.Ragged.from_rows([sides[0][i] for i in keep]),
+            batching.Ragged.from_rows([sides[1][i] + [EOS_ID] for i in keep]))
+
+
+class TranslationTask(Task):
+    name = "translation"
+    title = "translator"
+    settings_class = TranslationSettings
+    monitor, monitor_mode = "val_bleu", "max"
+    column_options = ("source_lang", "target_lang", "source_column", "target_column")
+
+    def read(self, source, default_split, source_lang=None, target_lang=None,
+             source_column=None, target_column=None):
+        pairs = parallel.read_parallel(source, source_lang, target_lang, source_column,
+                                       target_column, default_split)
+        return {"source": pairs.sources, "target": pairs.targets}
+
+    def evaluation_options(self, trained):
+        config = trained.settings.__dict__ if trained.settings is not None else \
+            trained.metadata.get("config", {})
+        return {key: config.get(key) for key in self.column_options}
+
+    def make_inputters(self, settings):
+        if settings.separate_vocab:
+            return {side: TextInputter(settings.tokenizer, settings.vocab_size,
+                                       settings.max_length, filename=f"{side}.model")
+                    for side in ("source", "target")}
+        joint = TextInputter(settings.tokenizer, settings.vocab_size, settings.max_length)
+        return {"source": joint, "target": joint}
+
+    def fit_inputters(self, inputters, train, valid, settings):
+        if inputters["source"] is inputters["target"]:
+            inputters["source"].fit(train["source"] + train["target"],
+                                    total=2 * len(train["source"]))
+        else:
+            super().fit_inputters(inputters, train, valid, settings)
+
+    def datasets(self, settings, inputters, train, valid, replicas=1):
+        def batches(examples, source, shuffle):
+            columns = pair_ids(inputters, examples, settings.max_length, source)
+            return batching.bucketed_dataset(columns, settings.batch_size, settings.seed,
+                                             shuffle)
+
+        return (batches(train, settings.data, True),
+                batches(valid, settings.valid or settings.data, False))
+
+    def build_model(self, settings, inputters):
+        return build(settings, inputters["source"].vocab_size, inputters["target"].vocab_size)
+
+    def compile_model(self, model, settings, plan: TrainingPlan):
+        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate,
+                                                      global_clipnorm=settings.clip_norm),
+                      jit_compile=False)
+
+    def validation_metrics(self, trained, valid):
+        hypotheses = [row["translation"] for row in translate.translate(
+            trained, valid["source"], batch_size=trained.settings.batch_size)]
+        return {"val_bleu": metrics.bleu(hypotheses, valid["target"])}
+
+    def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
+              batch_size: int = 64, output: str | None = None, **_) -> dict[str, Any]:
+        """sacreBLEU BLEU and chrF of the detokenized translations, with the signature."""
+        rows = translate.translate(trained, examples["source"], beam_size, batch_size)
+        hypotheses = [row["translation"] for row in rows]
+        if output:
+            Path(output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+        return {**metrics.report(hypotheses, examples["target"]),
+                "beam_size": translate.beam_size_of(trained, beam_size)}
+
+    def signatures(self, trained, beam_size: int | None = None, **_):
+        return serving.signatures(trained, translate.beam_size_of(trained, beam_size))
+
+    def export_metadata(self, trained, metrics_, beam_size: int | None = None, **_):
+        settings = trained.settings
+        return {"beam_size": translate.beam_size_of(trained, beam_size),
+                "length_penalty": settings.length_penalty,
+                "max_length_ratio": settings.max_length_ratio,
+                "max_length": settings.max_length,
+                "languages": [settings.source_lang, settings.target_lang],
+                "metrics": {k: v for k, v in metrics_.items()
+                            if k in ("bleu", "chrf", "signature", "sentences")}}
+
+
+TASK = TranslationTask()

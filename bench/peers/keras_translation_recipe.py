@@ -1,0 +1,191 @@
+"""Peer: the plain Keras recipe for attentional translation, the baseline of the targets.
+
+"Plain" means what the Keras / TensorFlow seq2seq tutorials do, nothing more:
+
+- the project's joint SentencePiece model (`--tokenizer`, the same vocabulary) turns
+  each side into ids once; pairs longer than `--max-length` are dropped and the rest
+  padded to that one length in NumPy arrays (no tf.data, no bucketing);
+- Embedding(V, 256, mask_zero=True) -> Bidirectional(GRU(256)) encoder; the decoder's
+  initial state is Dense(256, tanh) of both final states; a GRU(256) decoder over the
+  whole target with teacher forcing, then `keras.layers.AdditiveAttention` over the
+  encoder outputs, concat -> Dense(256, tanh) -> Dense(V) logits;
+- Adam(1e-3), masked sparse cross-entropy, `model.fit` on the arrays, batch 64,
+  validation loss every epoch, the best validation epoch's weights kept, stopped by
+  `--time-budget` (checked after every batch);
+- batched greedy decoding: a Python loop of `predict_on_batch` on a one-step decoder
+  model, until every row has produced the end id or `--max-length` tokens.
+
+Prints one JSON line: wall_seconds (from the first line, imports included),
+epoch_seconds, val_bleu and test_bleu / test_chrf (sacreBLEU on detokenized output),
+greedy_sentences_per_second on the test set.
+"""
+
+import time
+
+START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import sacrebleu  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+PAD, BOS, EOS = 0, 2, 3
+UNITS = 256
+
+
+def read_pairs(prefix: Path):
+    lines = lambda lang: Path(f"{prefix}.{lang}").read_text(encoding="utf-8").splitlines()  # noqa: E731
+    return lines("de"), lines("en")
+
+
+def arrays(sp, sources, targets, length):
+    """Padded source, decoder input and decoder target ids; long pairs dropped."""
+    src_ids, tgt_ids = sp.encode(sources), sp.encode(targets)
+    keep = [i for i in range(len(src_ids))
+            if len(src_ids[i]) <= length and len(tgt_ids[i]) + 1 <= length]
+    src = np.zeros([len(keep), length], np.int32)
+    tgt_in = np.zeros([len(keep), length], np.int32)
+    tgt_out = np.zeros([len(keep), length], np.int32)
+    for row, i in enumerate(keep):
+        src[row, : len(src_ids[i])] = src_ids[i]
+        tgt_in[row, : len(tgt_ids[i]) + 1] = [BOS] + tgt_ids[i]
+        tgt_out[row, : len(tgt_ids[i]) + 1] = tgt_ids[i] + [EOS]
+    return src, tgt_in, tgt_out
+
+
+def build(vocab):
+    src = keras.Input([None], dtype="int32", name="source")
+    tgt = keras.Input([None], dtype="int32", name="target_in")
+    src_embedding = keras.layers.Embedding(vocab, UNITS, mask_zero=True)
+    tgt_embedding = keras.layers.Embedding(vocab, UNITS, mask_zero=True)
+    encoder = keras.layers.Bidirectional(keras.layers.GRU(UNITS, return_sequences=True,
+                                                          return_state=True))
+    bridge = keras.layers.Dense(UNITS, activation="tanh")
+    decoder = keras.layers.GRU(UNITS, return_sequences=True, return_state=True)
+    attention = keras.layers.AdditiveAttention()
+    key_layer = keras.layers.Dense(UNITS, use_bias=False)  # memory at the query's size
+    combine = keras.layers.Dense(UNITS, activation="tanh")
+    logits_layer = keras.layers.Dense(vocab)
+
+    memory, forward, backward = encoder(src_embedding(src))
+    state = bridge(keras.layers.Concatenate()([forward, backward]))
+    keys = key_layer(memory)
+    src_mask = keras.ops.not_equal(src, PAD)
+
+    def decode(tokens, initial):
+        outputs, final = decoder(tgt_embedding(tokens), initial_state=initial)
+        context = attention([outputs, memory, keys], mask=[None, src_mask])
+        return logits_layer(combine(keras.layers.Concatenate()([outputs, context]))), final
+
+    logits, _ = decode(tgt, state)
+    model = keras.Model([src, tgt], logits)
+    encoder_model = keras.Model(src, [memory, keys, state])
+    # one decoder step, for greedy decoding
+    token = keras.Input([1], dtype="int32")
+    previous = keras.Input([UNITS])
+    memory_in = keras.Input([None, 2 * UNITS])
+    keys_in = keras.Input([None, UNITS])
+    src_in = keras.Input([None], dtype="int32")
+    outputs, final = decoder(tgt_embedding(token), initial_state=previous)
+    context = attention([outputs, memory_in, keys_in],
+                        mask=[None, keras.ops.not_equal(src_in, PAD)])
+    step_logits = logits_layer(combine(keras.layers.Concatenate()([outputs, context])))
+    step_model = keras.Model([token, previous, memory_in, keys_in, src_in],
+                             [step_logits, final])
+    return model, encoder_model, step_model
+
+
+def greedy(encoder_model, step_model, sp, sentences, length, batch_size=64):
+    out = []
+    for start in range(0, len(sentences), batch_size):
+        ids = sp.encode(sentences[start : start + batch_size])
+        src = np.zeros([len(ids), length], np.int32)
+        for row, seq in enumerate(ids):
+            seq = seq[:length]
+            src[row, : len(seq)] = seq
+        memory, keys, state = encoder_model.predict_on_batch(src)
+        token = np.full([len(ids), 1], BOS, np.int32)
+        done = np.zeros(len(ids), bool)
+        produced = [[] for _ in ids]
+        for _ in range(length):
+            logits, state = step_model.predict_on_batch([token, state, memory, keys, src])
+            logits = np.asarray(logits)[:, 0]
+            logits[:, [PAD, 1, BOS]] = -1e9
+            token = logits.argmax(-1).astype(np.int32)[:, None]
+            for row in np.flatnonzero(~done):
+                if token[row, 0] == EOS:
+                    done[row] = True
+                else:
+                    produced[row].append(int(token[row, 0]))
+            if done.all():
+                break
+        out += [sp.decode(p) for p in produced]
+    return out
+
+
+class TimeBudget(keras.callbacks.Callback):
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds, self.epoch_seconds = seconds, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - START > self.seconds:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(round(time.perf_counter() - self.epoch_start, 1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="Folder of Multi30k.")
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--max-length", type=int, default=48)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--time-budget", type=float, default=1800.0,
+                        help="Seconds from the start until training stops.")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(1)
+    sp = spm.SentencePieceProcessor(model_file=str(args.tokenizer))
+    train = arrays(sp, *read_pairs(args.data / "train"), args.max_length)
+    val_sources, val_targets = read_pairs(args.data / "val")
+    valid = arrays(sp, val_sources, val_targets, args.max_length)
+    model, encoder_model, step_model = build(sp.get_piece_size())
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    budget = TimeBudget(args.time_budget)
+    best = keras.callbacks.EarlyStopping(patience=args.epochs, restore_best_weights=True)
+    model.fit([train[0], train[1]], train[2], sample_weight=(train[2] != PAD).astype("float32"),
+              validation_data=([valid[0], valid[1]], valid[2],
+                               (valid[2] != PAD).astype("float32")),
+              batch_size=64, epochs=args.epochs, callbacks=[budget, best], verbose=2)
+    trained_seconds = time.perf_counter() - START
+    val_bleu = sacrebleu.corpus_bleu(
+        greedy(encoder_model, step_model, sp, val_sources, args.max_length),
+        [val_targets]).score
+    test_sources, test_targets = read_pairs(args.data / "test_2016_flickr")
+    started = time.perf_counter()
+    hypotheses = greedy(encoder_model, step_model, sp, test_sources, args.max_length)
+    decode_seconds = time.perf_counter() - started
+    print(json.dumps({
+        "peer": "keras_translation_recipe", "train_seconds": round(trained_seconds, 1),
+        "wall_seconds": round(time.perf_counter() - START, 1),
+        "epoch_seconds": budget.epoch_seconds, "epochs": len(budget.epoch_seconds),
+        "val_bleu": round(val_bleu, 2),
+        "test_bleu": round(sacrebleu.corpus_bleu(hypotheses, [test_targets]).score, 2),
+        "test_chrf": round(sacrebleu.corpus_chrf(hypotheses, [test_targets]).score, 2),
+        "greedy_sentences_per_second": round(len(test_sources) / decode_seconds, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Multi30k German->English: the project against the plain Keras recipe, same run.
+
+Trains `apps translation train` with bench/configs/translate_multi30k.yaml on `train`
+(the best epoch chosen by BLEU on `val`), reports sacreBLEU / chrF on
+`test_2016_flickr` (never used to choose anything), exports with beam 5 and times the
+SavedModel's decoding over the 1,000 test sentences in batches (greedy through the
+`translate` signature, beam 5 through `serving_default`). Then runs the peer
+(bench/peers/keras_translation_recipe.py) with the project's joint SentencePiece model
+for the same wall time as the project's `train` command.
+
+    python bench/translate_multi30k.py --time-budget 15m \
+        [--output-md docs/bench_sections/translation.md]
+
+`--train-lines N` trains on the first N pairs only (a smoke run of the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, SHARED, LoadMonitor, apps, machine
+
+MULTI30K = SHARED / "translate" / "multi30k"
+CONFIG = ROOT / "bench" / "configs" / "translate_multi30k.yaml"
+PEER = ROOT / "bench" / "peers" / "keras_translation_recipe.py"
+
+
+def data_folder(workdir: Path, train_lines: int | None) -> Path:
+    """Multi30k itself, or a copy whose training part is cut to `train_lines` pairs."""
+    if not train_lines:
+        return MULTI30K
+    folder = workdir / "multi30k"
+    folder.mkdir()
+    for path in MULTI30K.iterdir():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = train_lines if path.stem == "train" else max(50, train_lines // 10)
+        (folder / path.name).write_text("".join(lines[:keep]), encoding="utf-8")
+    return folder
+
+
+def decoding_speed(version: Path, sources: list[str], references: list[str]) -> dict:
+    """Sentences per second of the SavedModel, greedy and beam 5, in batches of 64."""
+    import sacrebleu
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    loaded = tf.saved_model.load(str(version))
+    runs = {"greedy": lambda text: loaded.signatures["translate"](
+                text=text, beam_size=tf.constant(1), max_length=tf.constant(48)),
+            "beam5": lambda text: loaded.signatures["serving_default"](text=text)}
+    out = {}
+    for name, call in runs.items():
+        call(tf.constant(sources[:64]))  # warm-up
+        start, hypotheses = time.perf_counter(), []
+        for i in range(0, len(sources), 64):
+            result = call(tf.constant(sources[i : i + 64]))
+            hypotheses += [t.decode("utf-8") for t in result["translation"].numpy()]
+        seconds = time.perf_counter() - start
+        out[name] = {"sentences_per_second": round(len(sources) / seconds, 1),
+                     "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)}
+    return out
+
+
+def first_reaching(history: Path, bleu: float) -> float | None:
+    """Training seconds until the project's validation BLEU first reached `bleu`."""
+    elapsed = 0.0
+    for row in csv.DictReader(history.open()):
+        elapsed += float(row["seconds"])
+        if float(row["val_bleu"]) >= bleu:
+            return round(elapsed, 1)
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-budget", default="30m")
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--train-lines", type=int)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--output-md", type=Path)
+    args = parser.parse_args()
+    where = machine()
+    with tempfile.TemporaryDirectory() as workdir, LoadMonitor() as load:
+        workdir = Path(workdir)
+        data = data_folder(workdir, args.train_lines)
+        run = workdir / "run"
+        train_command = ["translation", "train", "--config", str(args.config), "--data",
+                         str(data / "train"), "--valid", str(data / "val"), "--time-budget",
+                         args.time_budget, "--output", str(run), "--quiet"]
+        start = time.perf_counter()
+        apps(*train_command)
+        wall = time.perf_counter() - start
+        history = list(csv.DictReader((run / "history.csv").open()))
+        print(json.dumps({"train_wall_seconds": round(wall, 1), "epochs": len(history)}),
+              file=sys.stderr, flush=True)
+        test = data / "test_2016_flickr"
+        scores = {beam: json.loads(apps("translation", "evaluate", str(run), "--data",
+                                        str(test), "--beam-size", str(beam),
+                                        "--json").stdout) for beam in (1, 5)}
+        print(json.dumps(scores), file=sys.stderr, flush=True)
+        apps("translation", "export", str(run), "--model-base-path", str(workdir / "sm"),
+             "--beam-size", "5")
+        sources = (test.with_suffix(".de")).read_text(encoding="utf-8").splitlines()
+        references = (test.with_suffix(".en")).read_text(encoding="utf-8").splitlines()
+        speed = decoding_speed(workdir / "sm" / "translation" / "1", sources, references)
+        print(json.dumps(speed), file=sys.stderr, flush=True)
+        peer = None
+        if not args.skip_peer:
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            done = subprocess.run([sys.executable, str(PEER), "--data", str(data),
+                                   "--tokenizer", str(run / "tokenizer.model"),
+                                   "--time-budget", str(round(wall))], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"the peer failed:\n{done.stderr[-4000:]}")
+            peer = json.loads(done.stdout.strip().splitlines()[-1])
+            peer["project_seconds_to_peer_val_bleu"] = first_reaching(run / "history.csv",
+                                                                      peer["val_bleu"])
+            print(json.dumps(peer), file=sys.stderr, flush=True)
+        best = json.loads((run / "metrics.json").read_text())["valid"]
+    lines = [
+        f"Config `{os.path.relpath(args.config, ROOT)}`, `--time-budget {args.time_budget}`"
+        f"{f', first {args.train_lines} training pairs' if args.train_lines else ''}; "
+        f"{where} at the start; load while it ran: {load.summary()}.",
+        "",
+        f"Command: `apps translation train --config {os.path.relpath(args.config, ROOT)} "
+        f"--data multi30k/train --valid multi30k/val --time-budget {args.time_budget}`",
+        "",
+        "| system | train wall (s) | epochs | val BLEU (best) | test BLEU | test chrF |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| project, greedy | {wall:.0f} | {len(history)} | {best['bleu']:.2f} | "
+        f"{scores[1]['bleu']:.2f} | {scores[1]['chrf']:.2f} |",
+        f"| project, beam 5 | | | | {scores[5]['bleu']:.2f} | {scores[5]['chrf']:.2f} |",
+    ]
+    if peer:
+        lines.append(f"| Keras recipe, greedy | {peer['train_seconds']:.0f} | {peer['epochs']} | "
+                     f"{peer['val_bleu']:.2f} (final) | {peer['test_bleu']:.2f} | "
+                     f"{peer['test_chrf']:.2f} |")
+    lines += [
+        "",
+        f"BLEU signature: `{scores[1]['signature']}`.",
+        "",
+        "Decoding the 1,000 test sentences in batches of 64:",
+        "",
+        "| decoder | sentences/s | BLEU |",
+        "| --- | --- | --- |",
+        f"| SavedModel greedy (`translate`, beam 1) | {speed['greedy']['sentences_per_second']} "
+        f"| {speed['greedy']['bleu']} |",
+        f"| SavedModel beam 5 (`serving_default`) | {speed['beam5']['sentences_per_second']} "
+        f"| {speed['beam5']['bleu']} |",
+    ]
+    if peer:
+        lines += [f"| Keras recipe greedy (`predict_on_batch` loop) | "
+                  f"{peer['greedy_sentences_per_second']} | {peer['test_bleu']} |", "",
+                  "The project reached the recipe's final validation BLEU "
+                  f"({peer['val_bleu']:.2f}) after "
+                  f"{peer['project_seconds_to_peer_val_bleu']} s of training "
+                  f"(history.csv); the recipe trained {peer['train_seconds']:.0f} s."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output_md:
+        args.output_md.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Parallel text: sentence pairs read together, from files or a TFDS translation set.
+
+Three forms, named on the command line as one source:
+
+- a prefix (`multi30k/train` with `--source-lang de --target-lang en`): the files
+  `PREFIX.de` and `PREFIX.en`, line N of one translating line N of the other (the
+  layout of Multi30k, fairseq and OpenNMT corpora);
+- a TSV, CSV or JSONL file of pairs, its columns named (`--source-column`, the
+  language codes, or source/target, src/tgt) or, for a TSV or CSV without such a
+  header, the first two columns;
+- `tfds:NAME[/CONFIG][:SPLIT]`, a TFDS translation set whose language features are
+  named by the language codes (the set's supervised keys when none is given).
+
+The two sides of a pair are never read apart: files of different line counts are an
+error that names both files and their counts. Pairs with an empty side are dropped
+and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.errors import DataError
+from pipelines.sources import (
+    TfdsSpec,
+    _check_file,
+    _feature_key,
+    _read_jsonl,
+    _tfds_load,
+    is_tfds,
+    read_lines,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE_GUESSES = ("source", "src", "input", "from")
+TARGET_GUESSES = ("target", "tgt", "output", "to", "translation")
+TABLE_SUFFIXES = {".tsv": "\t", ".txt": "\t", ".csv": ",", ".jsonl": None, ".json": None,
+                  ".ndjson": None}
+
+
+@dataclass
+class Pairs:
+    """Aligned source and target sentences."""
+
+    sources: list[str]
+    targets: list[str]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def read_parallel(source: str, source_lang: str | None = None, target_lang: str | None = None,
+                  source_column: str | None = None, target_column: str | None = None,
+                  default_split: str = "train") -> Pairs:
+    """Sentence pairs from a prefix, a table of pairs or a `tfds:` name (see the module)."""
+    if is_tfds(source):
+        pairs = read_tfds_pairs(source, source_lang, target_lang, default_split)
+    elif Path(source).is_file():
+        pairs = read_table_pairs(Path(source), source_lang, target_lang, source_column,
+                                 target_column)
+    else:
+        pairs = read_prefix_pairs(source, source_lang, target_lang)
+    return drop_empty(pairs, source)
+
+
+def drop_empty(pairs: Pairs, source: str) -> Pairs:
+    """Pairs with both sides non-blank; the others are counted in a warning."""
+    kept = [(s, t) for s, t in zip(pairs.sources, pairs.targets) if s.strip() and t.strip()]
+    if len(kept) < len(pairs):
+        log.warning("Skipped %d pair(s) of %s with an empty source or target.",
+                    len(pairs) - len(kept), source)
+    if not kept:
+        raise DataError(f"'{source}' holds no pair with both a source and a target sentence.")
+    return Pairs([s for s, _ in kept], [t for _, t in kept])
+
+
+# ---------------------------------------------------------------------------- prefix
+
+
+def read_prefix_pairs(prefix: str, source_lang: str | None,
+                      target_lang: str | None) -> Pairs:
+    """`PREFIX.<source_lang>` and `PREFIX.<target_lang>`, line by line."""
+    if not source_lang or not target_lang:
+        raise DataError(f"'{prefix}' is not a file: to read the pair of files "
+                        f"{prefix}.<source-lang> and {prefix}.<target-lang>, pass "
+                        "--source-lang and --target-lang.")
+    paths = [Path(f"{prefix}.{lang}") for lang in (source_lang, target_lang)]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise DataError(f"Missing language file(s) {', '.join(map(repr, missing))} for the "
+                        f"pair {prefix}.{{{source_lang},{target_lang}}}.")
+    sides = [read_all_lines(path) for path in paths]
+    if len(sides[0]) != len(sides[1]):
+        raise DataError(f"'{paths[0]}' has {len(sides[0])} lines but '{paths[1]}' has "
+                        f"{len(sides[1])}: line N of one must translate line N of the other.")
+    return Pairs(*sides)
+
+
+def read_all_lines(path: Path) -> list[str]:
+    """Every line of a UTF-8 text file; a file with undecodable lines is refused (a line
+    left out would shift every later pair)."""
+    path = _check_file(path)
+    lines = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                lines.append(raw.decode("utf-8").rstrip("\r\n"))
+            except UnicodeDecodeError:
+                raise DataError(f"'{path}' line {number} is not UTF-8 text: give plain "
+                                "UTF-8 sentences, one a line.") from None
+    return lines
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def read_table_pairs(path: Path, source_lang: str | None, target_lang: str | None,
+                     source_column: str | None, target_column: str | None) -> Pairs:
+    """Pairs from a TSV / CSV (header optional) or JSONL file."""
+    path = _check_file(path)
+    delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
+    if delimiter is None:
+        columns, rows = _read_jsonl(path)
+        rows = list(rows)
+        keys = pick_pair_columns(columns, source_lang, target_lang, source_column,
+                                 target_column, path)
+        if keys is None:
+            raise DataError(f"Cannot tell which keys of '{path}' hold the source and the "
+                            f"target (keys: {', '.join(columns) or 'none'}): pass "
+                            "--source-column and --target-column.")
+        return Pairs(*([str(row.get(key) or "") for row in rows] for key in keys))
+    records = list(csv.reader(read_lines(path), delimiter=delimiter,
+                              quoting=csv.QUOTE_NONE if delimiter == "\t" else
+                              csv.QUOTE_MINIMAL))
+    records = [r for r in records if any(cell.strip() for cell in r)]
+    if not records:
+        raise DataError(f"'{path}' holds no rows.")
+    header = records[0]
+    keys = pick_pair_columns(header, source_lang, target_lang, source_column, target_column,
+                             path)
+    if keys is not None:
+        positions, records = [header.index(key) for key in keys], records[1:]
+    else:
+        positions = [0, 1]
+    short = sum(len(r) <= max(positions) for r in records)
+    if short:
+        raise DataError(f"{short} row(s) of '{path}' have fewer than {max(positions) + 1} "
+                        f"columns: each row needs a source and a target "
+                        f"({'tab' if delimiter == chr(9) else 'comma'} separated).")
+    return Pairs([r[positions[0]] for r in records], [r[positions[1]] for r in records])
+
+
+def pick_pair_columns(columns: list[str], source_lang, target_lang, source_column,
+                      target_column, path) -> tuple[str, str] | None:
+    """(source key, target key) named or guessed from `columns`; None when the columns
+    name neither (a headerless table). Named columns that are missing are an error."""
+    for wanted in (source_column, target_column):
+        if wanted is not None and wanted not in columns:
+            raise DataError(f"'{path}' has no column '{wanted}' (it has: "
+                            f"{', '.join(columns)}).")
+    lowered = {c.lower(): c for c in columns}
+
+    def guess(named, lang, guesses):
+        if named is not None:
+            return named
+        for candidate in ((lang,) if lang else ()) + guesses:
+            if candidate and candidate.lower() in lowered:
+                return lowered[candidate.lower()]
+        return None
+
+    found = (guess(source_column, source_lang, SOURCE_GUESSES),
+             guess(target_column, target_lang, TARGET_GUESSES))
+    if found[0] is None and found[1] is None:
+        return None
+    if None in found:
+        side = "source" if found[0] is None else "target"
+        raise DataError(f"Cannot tell which column of '{path}' holds the {side} (columns: "
+                        f"{', '.join(columns)}): pass --{side}-column.")
+    return found
+
+
+# ------------------------------------------------------------------------------- TFDS
+
+
+def read_tfds_pairs(spec: str, source_lang: str | None, target_lang: str | None,
+                    default_split: str) -> Pairs:
+    """Pairs from a TFDS translation set, its languages named by feature (e.g. pt, en)."""
+    parsed = TfdsSpec.parse(spec)
+    dataset, info = _tfds_load(parsed, default_split)
+    supervised = tuple(info.supervised_keys or ())
+    languages = (source_lang or (supervised[0] if len(supervised) == 2 else None),
+                 target_lang or (supervised[1] if len(supervised) == 2 else None))
+    if None in languages:
+        raise DataError(f"TensorFlow Datasets '{parsed.name}' does not say which feature is "
+                        f"the source (features: {', '.join(info.features.keys())}): pass "
+                        "--source-lang and --target-lang.")
+    keys = [_feature_key(info.features, lang, "text", parsed) for lang in languages]
+    sources, targets = [], []
+    for example in dataset.as_numpy_iterator():
+        sources.append(_text(example[keys[0]]))
+        targets.append(_text(example[keys[1]]))
+    if not sources:
+        raise DataError(f"TensorFlow Datasets '{spec}' gave no examples.")
+    return Pairs(sources, targets)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def describe(source: str, source_lang: str | None, target_lang: str | None) -> str:
+    """How a source is named in messages."""
+    if is_tfds(source) or Path(source).is_file() or not (source_lang and target_lang):
+        return source
+    return f"{source}.{{{source_lang},{target_lang}}}"
+

@@ -1,0 +1,142 @@
+"""The CLI: train, evaluate, translate, export, serve; resume after kill -9; bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from apps.cli import _register, cli
+
+ROOT = Path(__file__).resolve().parents[2]
+_register()
+
+
+def run_cli(*args, input=None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input)
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_evaluate_translate_and_plot_from_the_command_line(tiny_run, digits, tmp_path):
+    run_dir, _ = tiny_run
+    output = tmp_path / "hypotheses.txt"
+    result = run_cli("translation", "evaluate", run_dir, "--data", digits["test"], "--json",
+                     "--output", output)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert {"bleu", "chrf", "signature", "sentences"} <= set(report)
+    assert report["sentences"] == 60 and report["bleu"] > 70
+    assert len(output.read_text().splitlines()) == 60
+    plain = run_cli("translation", "evaluate", run_dir, "--data", digits["test"],
+                    "--beam-size", "2")
+    assert "BLEU" in plain.output and "tok:13a" in plain.output
+    result = run_cli("translation", "translate", run_dir, "--input", "-", "--json",
+                     "--plot-attention", tmp_path / "attention.png", input="1 2 3\n\n4 5\n")
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [row["source"] for row in rows] == ["1 2 3", "", "4 5"]
+    assert rows[0]["translation"] == "3 2 1" and rows[1]["translation"] == ""
+    assert (tmp_path / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    result = run_cli("translation", "translate", run_dir, "7 8 9", "--beam-size", "3")
+    assert result.output.strip() == "9 8 7"
+
+
+def test_export_command_and_serving_over_loopback(tiny_run, tiny_export, tmp_path):
+    run_dir, _ = tiny_run
+    result = run_cli("translation", "export", run_dir, "--model-base-path", tmp_path,
+                     "--beam-size", "2")
+    assert result.exit_code == 0 and "translation/1" in result.output
+    assert json.loads((tmp_path / "translation" / "1" / "assets" / "metadata.json")
+                      .read_text())["beam_size"] == 2
+    sys.path.insert(0, str(ROOT / "tests" / "serve"))
+    from serve_helpers import ServerThread, http, options
+
+    base, version = tiny_export
+    cli_rows = run_cli("translation", "translate", version, "1 2 3", "", "--json").output
+    expected = [json.loads(line) for line in cli_rows.splitlines()]
+    with ServerThread(options(base)) as server:
+        status, body = http(f"{server.url}/v1/models/translation:predict",
+                            {"instances": [{"text": "1 2 3"}, {"text": ""}]})
+    assert status == 200, body
+    assert [p["translation"] for p in body["predictions"]] == \
+        [row["translation"] for row in expected]
+    assert body["predictions"][0]["score"] == pytest.approx(expected[0]["score"], abs=1e-4)
+
+
+def history_epochs(path):
+    return [int(row["epoch"]) for row in csv.DictReader(path.open())] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path, digits):
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "apps", "translation", "train", "--data",
+               str(digits["valid"]), "--source-lang", "src", "--target-lang", "tgt",
+               "--valid-fraction", "0.2", "--tokenizer", "word", "--units", "8",
+               "--embedding-dim", "8", "--batch-size", "8", "--epochs", "4", "--output",
+               str(output), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(history_epochs(output / "history.csv")) < 2 and time.time() < deadline:
+        assert process.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = history_epochs(output / "history.csv")
+    assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert history_epochs(output / "history.csv") == list(range(4))
+    assert "validation BLEU" in finished.stdout
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--data", "{tmp}/bad", "--source-lang", "de", "--target-lang", "en"],
+     "bad.de' has 2 lines but", 1),
+    (["--data", "{tmp}/bad", "--source-lang", "de", "--target-lang", "fr"],
+     "Missing language file(s)", 1),
+    (["--data", "{tmp}/bad"], "pass --source-lang and --target-lang", 1),
+    (["--data", "{tmp}/junk.tsv"], "looks like a binary file", 1),
+    (["--data", "{tmp}/empty.tsv"], "is empty", 1),
+    (["--data", "{tmp}/ok.tsv", "--attention", "dot"], "--attention", 2),
+    (["--data", "{tmp}/ok.tsv", "--label-smoothing", "1.5"], "--label-smoothing", 2),
+])
+def test_train_errors_are_one_sentence_and_leave_nothing(tmp_path, args, message, code):
+    (tmp_path / "bad.de").write_text("a\nb\n")
+    (tmp_path / "bad.en").write_text("x\n")
+    (tmp_path / "junk.tsv").write_bytes(os.urandom(256) + b"\x00")
+    (tmp_path / "empty.tsv").write_text("")
+    (tmp_path / "ok.tsv").write_text("a b\tb a\n" * 20)
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run_cli("translation", "train", *args, "--output", tmp_path / "run")
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    lines = result.output.strip().splitlines()
+    assert sum(line.startswith("Error") for line in lines) == 1
+    assert len(lines) <= (2 if code == 1 else 4)  # click's usage lines on bad flags
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_path_and_input_errors(tmp_path, tiny_export):
+    result = run_cli("translation", "translate", tmp_path, "ein Satz")
+    assert result.exit_code == 1 and "neither a training run" in result.output
+    _, version = tiny_export
+    result = run_cli("translation", "translate", version)
+    assert result.exit_code == 2 and "Give sentences to translate" in result.output
+    result = run_cli("translation", "translate", version, "1 2", "--plot-attention",
+                     tmp_path / "a.png")
+    assert result.exit_code == 1 and "needs the run directory" in result.output
+    help_text = run_cli("translation", "train", "--help").output
+    for flag in ("--source-lang", "--attention", "--beam-size", "--label-smoothing",
+                 "--separate-vocab", "--max-length", "--length-penalty"):
+        assert flag in help_text
