@@ -25,8 +25,13 @@ from apps.errors import ConfigError
 from apps.settings import STRATEGIES
 
 log = logging.getLogger(__name__)
-# A lost worker ends the others' wait in a collective with an error after this long.
-COLLECTIVE_TIMEOUT_SECONDS = float(os.environ.get("APPS_COLLECTIVE_TIMEOUT", "600"))
+# Seconds a worker may wait in one collective op for its peers (unset: no limit). A dead
+# peer is noticed without it (its closed connection, or TensorFlow's peer health checks,
+# fail the collective); a limit only helps against a peer that hangs. It is not the
+# default because TensorFlow parks one thread per collective op for that long: the MR
+# ensemble grew to 5,000 threads a worker within a minute with 600 s and ran out of them.
+COLLECTIVE_TIMEOUT_SECONDS = float(os.environ["APPS_COLLECTIVE_TIMEOUT"]) if os.environ.get(
+    "APPS_COLLECTIVE_TIMEOUT") else None
 
 
 def make_strategy(name: str, tpu: str | None = None) -> tf.distribute.Strategy:
