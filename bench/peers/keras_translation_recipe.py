@@ -132,7 +132,10 @@ def greedy(encoder_model, step_model, sp, sentences, length, batch_size=64,
             if done.all():
                 break
         out += [sp.decode(p) for p in produced]
-    return [out[order.index(i)] for i in range(len(sentences))]
+    in_order = [""] * len(sentences)
+    for position, translation in zip(order, out):
+        in_order[position] = translation
+    return in_order
 
 
 class TimeBudget(keras.callbacks.Callback):
