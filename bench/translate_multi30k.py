@@ -54,7 +54,7 @@ def data_folder(workdir: Path, train_lines: int | None) -> Path:
     return folder
 
 
-def decoding_speed(version: Path, sources: list[str], references: list[str],
+def decoding_speed(run: Path, version: Path, sources: list[str], references: list[str],
                    batch_size: int = 64, by_length: bool = False) -> dict:
     """Sentences per second of the SavedModel, greedy and beam 5, in batches (of similar
     source word counts with `by_length`, the peer's order too)."""
@@ -81,17 +81,16 @@ def decoding_speed(version: Path, sources: list[str], references: list[str],
             hypotheses[position] = translation
         out[name] = {"sentences_per_second": round(len(sources) / seconds, 1),
                      "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-                     "mean_output_pieces": mean_pieces(version, hypotheses)}
+                     "mean_output_pieces": mean_pieces(run, hypotheses)}
     return out
 
 
-def mean_pieces(version: Path, sentences: list[str]) -> float:
-    """Mean length of `sentences` in the exported target tokenizer's pieces."""
+def mean_pieces(run: Path, sentences: list[str]) -> float:
+    """Mean length of `sentences` in the run's (joint) tokenizer's pieces."""
     import sentencepiece as spm
 
-    model = next((version / "assets").glob("*target*.model"), None) or \
-        next((version / "assets").glob("*.model"))
-    pieces = spm.SentencePieceProcessor(model_file=str(model)).encode(sentences)
+    pieces = spm.SentencePieceProcessor(model_file=str(run / "tokenizer.model")).encode(
+        sentences)
     return round(sum(map(len, pieces)) / max(len(pieces), 1), 1)
 
 
@@ -118,8 +117,8 @@ def decode_only(args) -> None:
     with tempfile.TemporaryDirectory() as workdir, LoadMonitor() as load:
         apps("translation", "export", str(args.decode_only), "--model-base-path",
              f"{workdir}/sm", "--beam-size", "5")
-        speed = decoding_speed(Path(workdir) / "sm" / "translation" / "1", sources,
-                               references, args.batch_size, args.sort_by_length)
+        speed = decoding_speed(args.decode_only, Path(workdir) / "sm" / "translation" / "1",
+                               sources, references, args.batch_size, args.sort_by_length)
         print(json.dumps(speed), file=sys.stderr, flush=True)
         peer = run_peer(MULTI30K, args.decode_only / "tokenizer.model", args.peer_time_budget,
                         args.batch_size, args.sort_by_length)
@@ -212,7 +211,7 @@ def main() -> None:
              "--beam-size", "5")
         sources = (test.with_suffix(".de")).read_text(encoding="utf-8").splitlines()
         references = (test.with_suffix(".en")).read_text(encoding="utf-8").splitlines()
-        speed = decoding_speed(workdir / "sm" / "translation" / "1", sources, references,
+        speed = decoding_speed(run, workdir / "sm" / "translation" / "1", sources, references,
                                args.batch_size, args.sort_by_length)
         print(json.dumps(speed), file=sys.stderr, flush=True)
         peer = None
