@@ -15,8 +15,8 @@ for the same wall time as the project's `train` command.
 
 `--decode-only RUN` measures decoding speed alone from an existing run directory: it
 exports RUN with beam 5, times the SavedModel, and trains the peer for only
-`--peer-time-budget` seconds before timing its greedy decoding (its speed does not
-depend on how long it trained, only on how long its outputs are, which is reported).
+`--peer-time-budget` seconds before timing its greedy decoding (its loop's cost depends on how
+long its outputs are, which is reported, not on its weights as such).
 
     python bench/translate_multi30k.py --decode-only runs/de-en --batch-size 64 \
         [--output-md docs/bench_sections/translation_speed.md]
@@ -139,10 +139,12 @@ def decode_only(args) -> None:
         f"RUN: a run of `bench/configs/translate_multi30k.yaml` (validation BLEU "
         f"{json.loads((args.decode_only / 'metrics.json').read_text())['valid']['bleu']:.2f})"
         f". The peer trained {peer['train_seconds']:.0f} s ({peer['epochs']} epoch(s)) with "
-        "its joint SentencePiece model: enough for a speed figure, since its greedy loop's "
-        "cost depends only on the batch and on how many steps it runs (the longest output "
-        "of each batch, at most 48), not on how long it trained; its BLEU here says "
-        "nothing about the recipe's quality.",
+        "its joint SentencePiece model. Its greedy loop's cost depends on the batch and on "
+        "how many steps it runs (the longest output of each batch, at most 48), not on "
+        "its weights as such, but a briefly trained peer's outputs are not a trained one's "
+        "length: read its speed with its mean output length (a trained model's outputs "
+        "are about as long as the project's); its BLEU here says nothing about the "
+        "recipe's quality.",
         "",
         f"The 1,000 `test_2016_flickr` sentences in batches of {args.batch_size}, "
         + ("sorted by source word count (a stable sort, the same batches for both; BLEU on "
