@@ -12,6 +12,14 @@ for the same wall time as the project's `train` command.
         [--output-md docs/bench_sections/translation.md]
 
 `--train-lines N` trains on the first N pairs only (a smoke run of the script).
+
+`--decode-only RUN` measures decoding speed alone from an existing run directory: it
+exports RUN with beam 5, times the SavedModel, and trains the peer for only
+`--peer-time-budget` seconds before timing its greedy decoding (its loop's cost depends on how
+long its outputs are, which is reported, not on its weights as such).
+
+    python bench/translate_multi30k.py --decode-only runs/de-en --batch-size 64 \
+        [--output-md docs/bench_sections/translation_speed.md]
 """
 
 from __future__ import annotations
@@ -46,8 +54,10 @@ def data_folder(workdir: Path, train_lines: int | None) -> Path:
     return folder
 
 
-def decoding_speed(version: Path, sources: list[str], references: list[str]) -> dict:
-    """Sentences per second of the SavedModel, greedy and beam 5, in batches of 64."""
+def decoding_speed(run: Path, version: Path, sources: list[str], references: list[str],
+                   batch_size: int = 64, by_length: bool = False) -> dict:
+    """Sentences per second of the SavedModel, greedy and beam 5, in batches (of similar
+    source word counts with `by_length`, the peer's order too)."""
     import sacrebleu
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
@@ -56,17 +66,100 @@ def decoding_speed(version: Path, sources: list[str], references: list[str]) -> 
     runs = {"greedy": lambda text: loaded.signatures["translate"](
                 text=text, beam_size=tf.constant(1), max_length=tf.constant(48)),
             "beam5": lambda text: loaded.signatures["serving_default"](text=text)}
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) \
+        if by_length else list(range(len(sources)))
     out = {}
     for name, call in runs.items():
-        call(tf.constant(sources[:64]))  # warm-up
-        start, hypotheses = time.perf_counter(), []
-        for i in range(0, len(sources), 64):
-            result = call(tf.constant(sources[i : i + 64]))
-            hypotheses += [t.decode("utf-8") for t in result["translation"].numpy()]
+        call(tf.constant(sources[:batch_size]))  # warm-up
+        start, found = time.perf_counter(), []
+        for i in range(0, len(sources), batch_size):
+            result = call(tf.constant([sources[j] for j in order[i : i + batch_size]]))
+            found += [t.decode("utf-8") for t in result["translation"].numpy()]
         seconds = time.perf_counter() - start
+        hypotheses = [""] * len(sources)
+        for position, translation in zip(order, found):
+            hypotheses[position] = translation
         out[name] = {"sentences_per_second": round(len(sources) / seconds, 1),
-                     "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)}
+                     "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+                     "mean_output_pieces": mean_pieces(run, hypotheses)}
     return out
+
+
+def mean_pieces(run: Path, sentences: list[str]) -> float:
+    """Mean length of `sentences` in the run's (joint) tokenizer's pieces."""
+    import sentencepiece as spm
+
+    pieces = spm.SentencePieceProcessor(model_file=str(run / "tokenizer.model")).encode(
+        sentences)
+    return round(sum(map(len, pieces)) / max(len(pieces), 1), 1)
+
+
+def run_peer(data: Path, tokenizer: Path, seconds: float, batch_size: int = 64,
+             by_length: bool = False) -> dict:
+    """The Keras recipe trained for `seconds`, its last line of JSON."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(PEER), "--data", str(data), "--tokenizer",
+                           str(tokenizer), "--time-budget", str(round(seconds)),
+                           "--decode-batch-size", str(batch_size)]
+                          + ["--sort-by-length"] * by_length, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the peer failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def decode_only(args) -> None:
+    """Decoding speed of an existing run's SavedModel against the peer's, same run."""
+    where = machine()
+    test = MULTI30K / "test_2016_flickr"
+    sources = test.with_suffix(".de").read_text(encoding="utf-8").splitlines()
+    references = test.with_suffix(".en").read_text(encoding="utf-8").splitlines()
+    with tempfile.TemporaryDirectory() as workdir, LoadMonitor() as load:
+        apps("translation", "export", str(args.decode_only), "--model-base-path",
+             f"{workdir}/sm", "--beam-size", "5")
+        speed = decoding_speed(args.decode_only, Path(workdir) / "sm" / "translation" / "1",
+                               sources, references, args.batch_size, args.sort_by_length)
+        print(json.dumps(speed), file=sys.stderr, flush=True)
+        peer = run_peer(MULTI30K, args.decode_only / "tokenizer.model", args.peer_time_budget,
+                        args.batch_size, args.sort_by_length)
+        print(json.dumps(peer), file=sys.stderr, flush=True)
+    greedy = peer["greedy_sentences_per_second"]
+    rows = [("SavedModel greedy (`translate`, beam 1)", speed["greedy"]),
+            ("SavedModel beam 5 (`serving_default`)", speed["beam5"]),
+            ("Keras recipe greedy (`predict_on_batch` loop)",
+             {"sentences_per_second": greedy, "bleu": peer["test_bleu"],
+              "mean_output_pieces": peer["mean_output_pieces"]})]
+    lines = [
+        f"Decoding speed only, {where} at the start; load while it ran: {load.summary()}.",
+        "",
+        f"Command: `python bench/translate_multi30k.py --decode-only RUN --batch-size "
+        f"{args.batch_size} --peer-time-budget {args.peer_time_budget:g}"
+        f"{' --sort-by-length' * args.sort_by_length}`",
+        "",
+        f"RUN: a run of `bench/configs/translate_multi30k.yaml` (validation BLEU "
+        f"{json.loads((args.decode_only / 'metrics.json').read_text())['valid']['bleu']:.2f})"
+        f". The peer trained {peer['train_seconds']:.0f} s ({peer['epochs']} epoch(s)) with "
+        "its joint SentencePiece model. Its greedy loop's cost depends on the batch and on "
+        "how many steps it runs (the longest output of each batch, at most 48), not on "
+        "its weights as such, but a briefly trained peer's outputs are not a trained one's "
+        "length: read its speed with its mean output length (a trained model's outputs "
+        "are about as long as the project's); its BLEU here says nothing about the "
+        "recipe's quality.",
+        "",
+        f"The 1,000 `test_2016_flickr` sentences in batches of {args.batch_size}, "
+        + ("sorted by source word count (a stable sort, the same batches for both; BLEU on "
+           "the output put back in file order):" if args.sort_by_length else
+           "in file order, the same batches for both:"),
+        "",
+        "| decoder | sentences/s | x recipe greedy | test BLEU | mean output pieces |",
+        "| --- | --- | --- | --- | --- |",
+    ] + [f"| {name} | {r['sentences_per_second']} | "
+         f"{r['sentences_per_second'] / greedy:.2f} | {r['bleu']} | "
+         f"{r['mean_output_pieces']} |" for name, r in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output_md:
+        args.output_md.write_text(text, encoding="utf-8")
 
 
 def first_reaching(history: Path, bleu: float) -> float | None:
@@ -86,7 +179,17 @@ def main() -> None:
     parser.add_argument("--train-lines", type=int)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--output-md", type=Path)
+    parser.add_argument("--decode-only", type=Path, metavar="RUN",
+                        help="Only time decoding, from this run directory.")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="Sentences per batch when timing decoding (both systems).")
+    parser.add_argument("--peer-time-budget", type=float, default=120.0,
+                        help="Seconds the peer trains with --decode-only.")
+    parser.add_argument("--sort-by-length", action="store_true",
+                        help="Time decoding on batches of similar source length (both).")
     args = parser.parse_args()
+    if args.decode_only:
+        return decode_only(args)
     where = machine()
     with tempfile.TemporaryDirectory() as workdir, LoadMonitor() as load:
         workdir = Path(workdir)
@@ -110,18 +213,13 @@ def main() -> None:
              "--beam-size", "5")
         sources = (test.with_suffix(".de")).read_text(encoding="utf-8").splitlines()
         references = (test.with_suffix(".en")).read_text(encoding="utf-8").splitlines()
-        speed = decoding_speed(workdir / "sm" / "translation" / "1", sources, references)
+        speed = decoding_speed(run, workdir / "sm" / "translation" / "1", sources, references,
+                               args.batch_size, args.sort_by_length)
         print(json.dumps(speed), file=sys.stderr, flush=True)
         peer = None
         if not args.skip_peer:
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            done = subprocess.run([sys.executable, str(PEER), "--data", str(data),
-                                   "--tokenizer", str(run / "tokenizer.model"),
-                                   "--time-budget", str(round(wall))], env=env,
-                                  capture_output=True, text=True)
-            if done.returncode:
-                sys.exit(f"the peer failed:\n{done.stderr[-4000:]}")
-            peer = json.loads(done.stdout.strip().splitlines()[-1])
+            peer = run_peer(data, run / "tokenizer.model", wall, args.batch_size,
+                            args.sort_by_length)
             peer["project_seconds_to_peer_val_bleu"] = first_reaching(run / "history.csv",
                                                                       peer["val_bleu"])
             print(json.dumps(peer), file=sys.stderr, flush=True)
@@ -148,7 +246,7 @@ def main() -> None:
         "",
         f"BLEU signature: `{scores[1]['signature']}`.",
         "",
-        "Decoding the 1,000 test sentences in batches of 64:",
+        f"Decoding the 1,000 test sentences in batches of {args.batch_size}:",
         "",
         "| decoder | sentences/s | BLEU |",
         "| --- | --- | --- |",

@@ -42,17 +42,26 @@ def output_limits(source_lengths, max_length, ratio: float):
     return tf.minimum(tf.cast(wanted, tf.int32), tf.cast(max_length, tf.int32))
 
 
-def _allowed(log_probs, step, limits, finished):
-    """Log-probabilities with banned ids removed, the end id forced at a row's limit, and
-    a finished row continued by padding at no cost."""
+def _candidates(log_probs, k, step, limits, finished):
+    """The k likeliest allowed tokens of every row: (log-probabilities [N, k], ids [N, k]).
+
+    Padding, the begin and the unknown id are never allowed, only the end id is at a
+    row's limit, and a finished row is continued by padding at no cost; other slots get
+    NEVER. One `top_k` is the only pass over the vocabulary: the k + 3 best are ranked
+    again with the banned ids removed (ties stay in index order, as in one `top_k`).
+    """
     vocab = tf.shape(log_probs)[-1]
-    banned = tf.reduce_sum(tf.one_hot(BANNED, vocab), axis=0) > 0
-    log_probs = tf.where(banned[None], NEVER, log_probs)
+    values, ids = tf.math.top_k(log_probs, tf.minimum(k + len(BANNED), vocab))
+    banned = tf.reduce_any(tf.equal(ids[..., None], BANNED), axis=-1)
+    values, order = tf.math.top_k(tf.where(banned, NEVER, values), k)
+    ids = tf.gather(ids, order, batch_dims=1)
+    first = tf.equal(tf.range(k), 0)[None]
     at_limit = (step >= limits)[:, None]
-    end = tf.equal(tf.range(vocab), EOS_ID)[None]
-    log_probs = tf.where(at_limit & ~end, NEVER, log_probs)
-    padding = tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, NEVER)[None]
-    return tf.where(finished[:, None], padding, log_probs)
+    values = tf.where(at_limit, tf.where(first, log_probs[:, EOS_ID : EOS_ID + 1], NEVER),
+                      values)
+    ids = tf.where(at_limit & first, EOS_ID, ids)
+    values = tf.where(finished[:, None], tf.where(first, 0.0, NEVER), values)
+    return values, tf.where(finished[:, None] & first, PAD_ID, ids)
 
 
 def _lengths(ids):
@@ -70,10 +79,9 @@ def greedy_search(step, state, context, limits) -> Search:
 
     def body(t, previous, state, finished, scores, ids):
         logits, state = step(previous, state, context)
-        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), t, limits,
-                             finished)
-        chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        scores += tf.gather(log_probs, chosen, batch_dims=1)
+        values, chosen = _candidates(tf.nn.log_softmax(tf.cast(logits, tf.float32)), 1, t,
+                                     limits, finished)
+        chosen, scores = chosen[:, 0], scores + values[:, 0]
         return (t + 1, chosen, state, finished | tf.equal(chosen, EOS_ID), scores,
                 ids.write(t, chosen))
 
@@ -138,14 +146,15 @@ def beam_search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
 
     def body(t, previous, state, finished, scores, lengths, ids, parents):
         logits, state = step(previous, state, context)
-        log_probs = _allowed(tf.nn.log_softmax(tf.cast(logits, tf.float32)), t, beam_limits,
-                             tf.reshape(finished, [-1]))
-        vocab = tf.shape(log_probs)[-1]
-        totals = scores[:, :, None] + tf.reshape(log_probs, [rows, beams, vocab])
+        # each beam's best `beams` tokens hold the row's best `beams` hypotheses
+        values, tokens = _candidates(tf.nn.log_softmax(tf.cast(logits, tf.float32)), beams,
+                                     t, beam_limits, tf.reshape(finished, [-1]))
+        totals = scores[:, :, None] + tf.reshape(values, [rows, beams, beams])
         grown = lengths + tf.cast(~finished, tf.int32)
         ranked = totals / length_penalty(grown, alpha)[:, :, None]
         _, best = tf.math.top_k(tf.reshape(ranked, [rows, -1]), k=beams)
-        parent, token = best // vocab, best % vocab
+        parent = best // beams
+        token = tf.gather(tf.reshape(tokens, [rows, -1]), best, batch_dims=1)
         scores = tf.gather(tf.reshape(totals, [rows, -1]), best, batch_dims=1)
         was_finished = tf.gather(finished, parent, batch_dims=1)
         lengths = tf.gather(grown, parent, batch_dims=1)
@@ -155,8 +164,9 @@ def beam_search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
         return (t + 1, tf.reshape(token, [-1]), state, finished, scores, lengths,
                 ids.write(t, token), parents.write(t, parent))
 
-    def going(t, _previous, _state, finished, *_):
-        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
+    def going(t, _previous, _state, finished, scores, lengths, *_):
+        return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(
+            _settled(finished, scores, lengths, limits, alpha))))
 
     arrays = [tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None, None])
               for _ in range(2)]
@@ -167,11 +177,31 @@ def beam_search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
     return Search(best, _lengths(best), scores[:, 0])
 
 
+def _settled(finished, scores, lengths, limits, alpha):
+    """[B] rows whose best finished hypothesis no open one can still overtake.
+
+    An open hypothesis's score only falls, and its length penalty is at most that of the
+    longest output its row allows, so score / that penalty bounds its future rank; a row
+    past that bound would keep its answer to the last step, and may stop now.
+    """
+    penalty = length_penalty(lengths, alpha)
+    longest = tf.maximum(penalty, length_penalty(limits + 1, alpha)[:, None])
+    best_done = tf.reduce_max(tf.where(finished, scores / penalty, -float("inf")), axis=1)
+    best_open = tf.reduce_max(tf.where(finished, -float("inf"), scores / longest), axis=1)
+    return best_done > best_open
+
+
 def search(step, state, context, limits, beam_size, alpha=0.0) -> Search:
-    """Greedy search for a beam size of 1 given as a Python number, else beam search."""
-    if isinstance(beam_size, int) and beam_size == 1:
-        return greedy_search(step, state, context, limits)
-    return beam_search(step, state, context, limits, beam_size, alpha)
+    """Greedy search for a beam size of 1, else beam search (a `tf.cond` when the beam
+    size is a tensor, as in the exported `translate` signature: greedy's step is lighter
+    and gives the same output)."""
+    if isinstance(beam_size, int):
+        if beam_size == 1:
+            return greedy_search(step, state, context, limits)
+        return beam_search(step, state, context, limits, beam_size, alpha)
+    return tf.cond(tf.equal(beam_size, 1),
+                   lambda: greedy_search(step, state, context, limits),
+                   lambda: beam_search(step, state, context, limits, beam_size, alpha))
 
 
 def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio: float) -> Search:
