@@ -37,6 +37,7 @@ bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(BIN)/python bench/sentiment_mr.py --output-md docs/bench_sections/sentiment_accuracy.md
 	PYTHONPATH=. $(BIN)/python bench/sentiment_speed.py --repeats 3 --output-md docs/bench_sections/sentiment_speed.md
 	PYTHONPATH=. $(BIN)/python bench/encoder_step.py
+	PYTHONPATH=. $(BIN)/python bench/matmul_precision.py
 	PYTHONPATH=. $(BIN)/python bench/serve_bench.py --output-md docs/bench_sections/serve.md
 	PYTHONPATH=. $(BIN)/python bench/lm_tinyshakespeare.py --output-md docs/bench_sections/lm.md
 	PYTHONPATH=. $(BIN)/python bench/translate_multi30k.py --output-md docs/bench_sections/translation.md

@@ -9,7 +9,7 @@ goes to replica r mod N, so a language model's streams stay on their replica fro
 one batch to the next). Every worker builds the same batches from the same seed, so
 every worker runs the same number of steps, which collective ops require. The
 learning rate is not changed: a run on N replicas is the same run as on one device
-with the same global batch, up to float rounding.
+with the same global batch, up to float rounding and dropout masks (drawn per replica).
 """
 
 from __future__ import annotations
