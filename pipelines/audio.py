@@ -6,7 +6,9 @@ and serving.
 unit variance per mel band over its own frames) are the only audio code: training
 runs them eagerly and in `tf.data`, the exported serving function runs them inside
 its graph, so the two cannot drift apart. Only core TensorFlow ops (TF Serving has no
-tensorflow-io). `augment` (SpecAugment time and frequency masks) runs in training only.
+tensorflow-io). The augmentations run in training only: `speed_perturb` and `add_noise`
+on the waveform, before the features, and `spec_augment` (SpecAugment time and frequency
+masks) on the features.
 
 Frames are placed the same way whatever the batch: frame i reads samples
 [i * hop, i * hop + window) of its own utterance, zero beyond its end, so an
@@ -162,6 +164,43 @@ class AudioInputter(Inputter):
 
 
 # ----------------------------------------------------------------------- augmentation
+
+
+def speed_perturb(samples: tf.Tensor, lengths: tf.Tensor, spread: float
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Play each utterance faster or slower by its own random factor in
+    [1 - spread, 1 + spread] (tempo and pitch together, as Kaldi's speed perturbation):
+    linear interpolation at every factor-th sample. Samples [N, S] right-padded with
+    zeros and lengths [N] -> the same, resampled (a factor 1.1 makes it 10 % shorter)."""
+    if spread <= 0:
+        return samples, lengths
+    rows = tf.shape(samples)[0]
+    factors = tf.random.uniform([rows], 1.0 - spread, 1.0 + spread)
+    new_lengths = tf.maximum(
+        1, tf.cast(tf.math.floor(tf.cast(lengths - 1, tf.float32) / factors), tf.int32) + 1)
+    steps = tf.range(tf.reduce_max(new_lengths))
+    positions = tf.cast(steps, tf.float32)[None, :] * factors[:, None]
+    last = tf.maximum(lengths - 1, 0)[:, None]
+    below = tf.minimum(tf.cast(tf.math.floor(positions), tf.int32), last)
+    above = tf.minimum(below + 1, last)
+    weight = positions - tf.cast(below, tf.float32)
+    resampled = (tf.gather(samples, below, batch_dims=1) * (1.0 - weight)
+                 + tf.gather(samples, above, batch_dims=1) * weight)
+    mask = tf.sequence_mask(new_lengths, tf.shape(steps)[0], samples.dtype)
+    return resampled * mask, new_lengths
+
+
+def add_noise(samples: tf.Tensor, lengths: tf.Tensor, lowest_snr: float, highest_snr: float
+              ) -> tf.Tensor:
+    """White Gaussian noise at a random signal-to-noise ratio in [lowest_snr, highest_snr]
+    dB per utterance, relative to its own mean power, inside its length only."""
+    rows = tf.shape(samples)[0]
+    mask = tf.sequence_mask(lengths, tf.shape(samples)[1], samples.dtype)
+    power = (tf.reduce_sum(tf.square(samples) * mask, axis=1)
+             / tf.cast(tf.maximum(lengths, 1), samples.dtype))
+    snr = tf.random.uniform([rows], lowest_snr, highest_snr)
+    scale = tf.sqrt(power / tf.pow(10.0, snr / 10.0))
+    return samples + tf.random.normal(tf.shape(samples)) * scale[:, None] * mask
 
 
 def _band_masks(limit: tf.Tensor, size, count: int, width: int, dtype) -> tf.Tensor:

@@ -35,12 +35,13 @@ from apps.speech import decoding
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
 from pipelines import batching
-from pipelines.audio import AudioInputter, spec_augment
+from pipelines.audio import AudioInputter, add_noise, spec_augment, speed_perturb
 from pipelines.inputters import TextInputter
 from pipelines.speech_sources import check_wav, read_recordings
 
 log = logging.getLogger(__name__)
 SPEECH_TOKENIZERS = ("char", "unigram")
+NOISE_SNR_RANGE = 20.0  # dB above --noise-snr that the added noise may be as quiet as
 EXAMPLES_SHOWN = 3  # best, median and worst transcriptions in a report
 _TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced transcriber}
 
@@ -68,6 +69,13 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
                               section="features")
     freq_mask_width: int = setting(8, "Widest frequency mask, in mel bands.",
                                    section="features")
+    speed_perturb: float = setting(0.1, "Speed perturbation (training only): each utterance "
+                                   "is resampled by a random factor in [1 - this, 1 + this], "
+                                   "tempo and pitch together; 0: off.", section="features")
+    noise_snr: float | None = setting(None, "Additive white noise (training only) at a random "
+                                      "signal-to-noise ratio between this and 20 dB more, per "
+                                      "utterance, e.g. 10 [default: no noise].",
+                                      section="features")
     conv_filters: int = setting(128, "Channels of the convolutional front end.",
                                 section="model")
     conv_kernel: int = setting(5, "Front-end kernel width, in frames.", section="model")
@@ -94,6 +102,8 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
             require(getattr(self, key) >= 1, key, "a positive whole number", getattr(self, key))
         for key in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
+        require(0 <= self.speed_perturb < 1, "speed_perturb", "at least 0 and below 1",
+                self.speed_perturb)
         require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
         require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
                 "at least 1000 Hz", self.sample_rate)
@@ -203,6 +213,11 @@ class SpeechTask(Task):
                 settings.seed, shuffle=training, lengths=samples.lengths)
 
             def features(waves, labels, lengths):
+                if training:
+                    waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb)
+                    if settings.noise_snr is not None:
+                        waves = add_noise(waves, lengths, settings.noise_snr,
+                                          settings.noise_snr + NOISE_SNR_RANGE)
                 values, frames = audio.features(waves, lengths)
                 if training:
                     values = spec_augment(values, frames, settings.time_masks,
