@@ -129,8 +129,9 @@ def _read_table(path: Path, delimiter: str) -> tuple[list[str], Iterator[dict]]:
     return columns, reader
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
-    rows = []
+def json_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON Lines file; a line that
+    is not a JSON object is a one-sentence DataError naming it."""
     for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
@@ -140,7 +141,11 @@ def _read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
             raise DataError(f"'{path}' line {number} is not valid JSON ({error.msg}).") from None
         if not isinstance(row, dict):
             raise DataError(f"'{path}' line {number} is not a JSON object.")
-        rows.append(row)
+        yield number, row
+
+
+def _read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
+    rows = [row for _, row in json_objects(path)]
     columns = list(rows[0]) if rows else []
     return columns, iter(rows)
 

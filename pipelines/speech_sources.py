@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 import wave
@@ -22,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.errors import DataError
-from pipelines.sources import MissingSplit, TfdsSpec, _tfds_load, is_tfds, read_lines
+from pipelines.sources import (
+    MissingSplit,
+    TfdsSpec,
+    _tfds_load,
+    is_tfds,
+    json_objects,
+    read_lines,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +141,8 @@ def read_manifest_csv(path: Path) -> Recordings:
 def read_manifest_jsonl(path: Path) -> Recordings:
     """NeMo: one JSON object a line with `audio_filepath` and `text`."""
     found, skipped = Recordings(), Skipped(str(path))
-    for number, line in enumerate(read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"'{path}' line {number} is not valid JSON ({error.msg}).") from None
-        if not isinstance(row, dict) or "audio_filepath" not in row:
+    for number, row in json_objects(path):
+        if "audio_filepath" not in row:
             raise DataError(f"'{path}' line {number} has no \"audio_filepath\" (a NeMo manifest "
                             "has audio_filepath and text on every line).")
         name = str(row["audio_filepath"])
