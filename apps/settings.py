@@ -25,6 +25,7 @@ TOKENIZER_TYPES = ("unigram", "bpe", "char", "word")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,  # noqa: A002
@@ -178,3 +179,19 @@ class TrainingSettings(Settings):
     @property
     def time_budget_seconds(self) -> float | None:
         return parse_duration(self.time_budget)
+
+
+@dataclass
+class ScheduleSettings(Settings):
+    """For tasks that train long enough to gain from a learning-rate schedule
+    (`apps.schedule.adam` reads these)."""
+
+    lr_schedule: str = setting("cosine", "Learning rate: constant, or warm-up then cosine "
+                               "decay to zero over all epochs (or over --time-budget, if that "
+                               "ends first).", LR_SCHEDULES, section="training")
+    warmup_steps: int = setting(100, "Steps of linear warm-up (cosine schedule).",
+                                section="training")
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)

@@ -15,14 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from apps import schedule
 from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
-from apps.lm.schedule import WarmupCosine
 from apps.settings import (
     DataSettings,
     EncoderSettings,
+    ScheduleSettings,
     TokenizerSettings,
     TrainingSettings,
     setting,
@@ -34,13 +35,12 @@ from pipelines.tokenizer import UNK_ID
 
 log = logging.getLogger(__name__)
 TOKENIZERS = ("char", "bpe", "unigram")
-LR_SCHEDULES = ("constant", "cosine")
 REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
 class LanguageModelSettings(DataSettings, TokenizerSettings, EncoderSettings,
-                            TrainingSettings):
+                            TrainingSettings, ScheduleSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out
@@ -71,11 +71,6 @@ class LanguageModelSettings(DataSettings, TokenizerSettings, EncoderSettings,
     batch_size: int = 32
     learning_rate: float = 3e-3
     clip_norm: float | None = 1.0
-    lr_schedule: str = setting("cosine", "Learning rate: constant, or warm-up then cosine "
-                               "decay to zero over all epochs (or over --time-budget, if that "
-                               "ends first).", LR_SCHEDULES, section="training")
-    warmup_steps: int = setting(100, "Steps of linear warm-up (cosine schedule).",
-                                section="training")
 
     def validate(self) -> None:
         super().validate()
@@ -83,7 +78,6 @@ class LanguageModelSettings(DataSettings, TokenizerSettings, EncoderSettings,
                 "predicts each token from the ones before it)", self.bidirectional)
         require(self.sequence_length >= 1, "sequence_length", "a positive whole number",
                 self.sequence_length)
-        require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
 
 
 # ------------------------------------------------------------------------------ data
@@ -182,11 +176,7 @@ class LanguageModelTask(Task):
         if settings.stateful:
             (ids, _first), _targets = plan.valid_data.element_spec
             model.carry_state(settings.batch_size // plan.replicas, ids.shape[0] // plan.replicas)
-        rate = settings.learning_rate
-        if settings.lr_schedule == "cosine":
-            rate = WarmupCosine(settings.learning_rate, plan.steps_per_epoch * settings.epochs,
-                                settings.warmup_steps, settings.time_budget_seconds, plan.clock)
-        model.compile(optimizer=keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm),
+        model.compile(optimizer=schedule.adam(settings, plan),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=False)
 

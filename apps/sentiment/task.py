@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps import plots, runner
+from apps import plots, runner, schedule
 from apps.config import require
 from apps.errors import DataError
 from apps.layers import POOLINGS
@@ -95,10 +95,8 @@ class SentimentTask(Task):
         return build(settings, inputters["text"].vocab_size, labels.num_classes, labels.priors)
 
     def compile_model(self, model, settings, plan: TrainingPlan):
-        optimizer = keras.optimizers.Adam(settings.learning_rate,
-                                          global_clipnorm=settings.clip_norm)
         accuracy = keras.metrics.MeanMetricWrapper(ensemble_accuracy, name="accuracy")
-        model.compile(optimizer=optimizer, loss=member_loss, metrics=[accuracy],
+        model.compile(optimizer=schedule.adam(settings, plan), loss=member_loss, metrics=[accuracy],
                       jit_compile=False)
 
     def score(self, trained, examples, source: str = "the data", batch_size: int = 64, **_):

@@ -16,17 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
-import keras
 import numpy as np
 import tensorflow as tf
 
-from apps import runner
+from apps import runner, schedule
 from apps.config import require
 from apps.errors import DataError
-from apps.lm.schedule import WarmupCosine
 from apps.settings import (
     DataSettings,
     EncoderSettings,
+    ScheduleSettings,
     TokenizerSettings,
     TrainingSettings,
     setting,
@@ -47,7 +46,8 @@ _TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced trans
 
 
 @dataclass
-class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings,
+                     ScheduleSettings):
     """Everything `apps speech train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:spoken_digit", "Training recordings: a manifest CSV "
@@ -90,11 +90,6 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
     batch_size: int = 32
     learning_rate: float = 2e-3
     clip_norm: float | None = 5.0
-    lr_schedule: str = setting("cosine", "Learning rate: constant, or warm-up then cosine "
-                               "decay to zero over all epochs (or over --time-budget, if that "
-                               "ends first).", ("constant", "cosine"), section="training")
-    warmup_steps: int = setting(100, "Steps of linear warm-up (cosine schedule).",
-                                section="training")
 
     def validate(self) -> None:
         super().validate()
@@ -104,7 +99,6 @@ class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingS
             require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
         require(0 <= self.speed_perturb < 1, "speed_perturb", "at least 0 and below 1",
                 self.speed_perturb)
-        require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
         require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
                 "at least 1000 Hz", self.sample_rate)
 
@@ -234,12 +228,7 @@ class SpeechTask(Task):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)
 
     def compile_model(self, model, settings, plan: TrainingPlan):
-        rate = settings.learning_rate
-        if settings.lr_schedule == "cosine":
-            rate = WarmupCosine(rate, (plan.steps_per_epoch or 1) * settings.epochs,
-                                settings.warmup_steps, settings.time_budget_seconds, plan.clock)
-        model.compile(optimizer=keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm),
-                      jit_compile=False)
+        model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
     def usable(self, trained: Trained, examples: Examples, source: str) -> Examples:
         """The examples at the model's sample rate (the others are counted and skipped)."""

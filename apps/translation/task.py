@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
-
+from apps import schedule
 from apps.config import require
 from apps.errors import DataError
 from apps.settings import (
@@ -156,9 +155,7 @@ class TranslationTask(Task):
         return build(settings, inputters["source"].vocab_size, inputters["target"].vocab_size)
 
     def compile_model(self, model, settings, plan: TrainingPlan):
-        model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate,
-                                                      global_clipnorm=settings.clip_norm),
-                      jit_compile=False)
+        model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
     def validation_metrics(self, trained, valid):
         hypotheses = [row["translation"] for row in translate.translate(

@@ -159,7 +159,7 @@ def test_other_tokenizers_cells_and_options_train_and_export(corpus, lm_settings
 
 
 def test_schedule_warms_up_then_decays_by_steps_or_by_the_time_budget():
-    from apps.lm.schedule import WarmupCosine
+    from apps.schedule import WarmupCosine
 
     rate = WarmupCosine(1.0, total_steps=110, warmup_steps=10)
     values = [float(rate(step)) for step in (0, 9, 10, 60, 110, 500)]

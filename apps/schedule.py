@@ -1,4 +1,5 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to zero, ending on time if needed.
+"""The optimizer every task trains with: Adam, with an optional warm-up and cosine decay
+to zero that ends on time if needed.
 
 With `--time-budget` the run may stop long before its planned epochs; a cosine
 schedule planned over the epochs would then stop at a high learning rate, which
@@ -47,3 +48,15 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
                 "warmup_steps": self.warmup_steps, "budget_seconds": self.budget_seconds}
+
+
+def adam(settings, plan) -> keras.optimizers.Adam:
+    """Adam at `settings.learning_rate` with `settings.clip_norm`; when the settings have
+    a schedule (`ScheduleSettings`) set to cosine, warm-up and cosine decay over the
+    planned steps or the time budget, whichever ends first (`plan`: the runner's
+    `TrainingPlan`, for the steps per epoch and the training clock)."""
+    rate = settings.learning_rate
+    if getattr(settings, "lr_schedule", "constant") == "cosine":
+        rate = WarmupCosine(rate, (plan.steps_per_epoch or 1) * settings.epochs,
+                            settings.warmup_steps, settings.time_budget_seconds, plan.clock)
+    return keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm)
