@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from resume_helpers import history_epochs, train_killed_after
 
 from apps.cli import _register, cli
 
@@ -105,24 +103,12 @@ def test_generate_evaluate_and_export_from_the_command_line(tiny_run, tiny_expor
     assert "poet" in (tmp_path / "models.config").read_text()
 
 
-def history_epochs(path):
-    return [int(row["epoch"]) for row in csv.DictReader(path.open())] if path.exists() else []
-
-
 def test_resume_after_kill_9(tmp_path, corpus):
     output = tmp_path / "run"
     command = apps_command("lm", "train", "--data", corpus[0], "--valid", corpus[1],
                            "--output", output, "--epochs", 8, *TINY_FLAGS)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while len(history_epochs(output / "history.csv")) < 2 and time.time() < deadline:
-        assert process.poll() is None, "training ended before it could be interrupted"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = history_epochs(output / "history.csv")
+    done = train_killed_after(command, output)
     assert 2 <= len(done) < 8 and (output / "backup" / "state.json").is_file()
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]

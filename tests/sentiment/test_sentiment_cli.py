@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from resume_helpers import history_epochs, train_killed_after
 
 from apps.cli import _register, cli
 
@@ -30,10 +28,6 @@ def apps_command(*args):
     return [sys.executable, "-m", "apps", *map(str, args)]
 
 
-def history_epochs(path):
-    return [int(row["epoch"]) for row in csv.DictReader(path.open())] if path.exists() else []
-
-
 def test_resume_after_kill_9(tmp_path, sentiment_sample):
     output = tmp_path / "run"
     command = apps_command(
@@ -41,15 +35,7 @@ def test_resume_after_kill_9(tmp_path, sentiment_sample):
         sentiment_sample / "valid.tsv", "--output", output, "--epochs", 12, "--units", 8,
         "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0, "--quiet")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(history_epochs(output / "history.csv")) < 2 and time.time() < deadline:
-        assert process.poll() is None, "training ended before it could be interrupted"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = history_epochs(output / "history.csv")
+    done = train_killed_after(command, output, wait=120)
     assert 2 <= len(done) < 12 and (output / "backup" / "state.json").is_file()
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from resume_helpers import train_killed_after
 
 from apps import runner, training
 from apps.speech import task
@@ -92,17 +91,10 @@ def test_a_killed_run_resumes_after_its_last_epoch(tmp_path, corpus):
                "--output", str(output), "--epochs", "4", "--units", "16", "--layers", "1",
                "--conv-filters", "16", "--batch-size", "16", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    state = output / "backup" / "state.json"
-    deadline = time.monotonic() + 120  # a first epoch can take a minute on a loaded machine
-    while not state.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert state.exists(), "training never finished an epoch"
-    done = len(list(csv.DictReader((output / "history.csv").open())))
-    assert done < 4
+    # a first epoch can take a minute on a loaded machine
+    done = train_killed_after(command, output, epochs=1, wait=120, env=env)
+    assert (output / "backup" / "state.json").exists(), "training never finished an epoch"
+    assert len(done) < 4
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = list(csv.DictReader((output / "history.csv").open()))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from resume_helpers import history_epochs, train_killed_after
 
 from apps.cli import _register, cli
 
@@ -71,10 +69,6 @@ def test_export_command_and_serving_over_loopback(tiny_run, tiny_export, tmp_pat
     assert body["predictions"][0]["score"] == pytest.approx(expected[0]["score"], abs=1e-4)
 
 
-def history_epochs(path):
-    return [int(row["epoch"]) for row in csv.DictReader(path.open())] if path.exists() else []
-
-
 @pytest.mark.slow
 def test_resume_after_kill_9(tmp_path, digits):
     output = tmp_path / "run"
@@ -84,15 +78,7 @@ def test_resume_after_kill_9(tmp_path, digits):
                "--embedding-dim", "8", "--batch-size", "8", "--epochs", "4", "--output",
                str(output), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(history_epochs(output / "history.csv")) < 2 and time.time() < deadline:
-        assert process.poll() is None, "training ended before it could be interrupted"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = history_epochs(output / "history.csv")
+    done = train_killed_after(command, output, wait=120)
     assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
