@@ -29,9 +29,9 @@ from pipelines.sources import (
     _check_file,
     _feature_key,
     _read_jsonl,
-    _tfds_load,
     is_tfds,
     read_lines,
+    tfds_load,
 )
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def read_tfds_pairs(spec: str, source_lang: str | None, target_lang: str | None,
                     default_split: str) -> Pairs:
     """Pairs from a TFDS translation set, its languages named by feature (e.g. pt, en)."""
     parsed = TfdsSpec.parse(spec)
-    dataset, info = _tfds_load(parsed, default_split)
+    dataset, info = tfds_load(parsed, default_split)
     supervised = tuple(info.supervised_keys or ())
     languages = (source_lang or (supervised[0] if len(supervised) == 2 else None),
                  target_lang or (supervised[1] if len(supervised) == 2 else None))

@@ -186,7 +186,7 @@ class MissingSplit(DataError):
     """A TFDS set has no split of the name a source defaulted to (it named none)."""
 
 
-def _tfds_load(spec: TfdsSpec, default_split: str):
+def tfds_load(spec: TfdsSpec, default_split: str):
     """`tfds.load` with one clear error when the data set cannot be had."""
     import tensorflow_datasets as tfds
 
@@ -233,7 +233,7 @@ def read_labeled_tfds(
 ) -> LabeledTexts:
     """Texts and label names from a TFDS text-classification data set."""
     parsed = TfdsSpec.parse(spec)
-    dataset, info = _tfds_load(parsed, default_split)
+    dataset, info = tfds_load(parsed, default_split)
     text_key = _feature_key(info.features, text_column, "text", parsed)
     label_key = _feature_key(info.features, label_column, "label", parsed)
     label_feature = info.features[label_key]
@@ -249,7 +249,7 @@ def read_labeled_tfds(
 def read_text_tfds(spec: str, text_column: str | None = None, default_split: str = "train") -> str:
     """All texts of a TFDS split joined into one string (for language modelling)."""
     parsed = TfdsSpec.parse(spec)
-    dataset, info = _tfds_load(parsed, default_split)
+    dataset, info = tfds_load(parsed, default_split)
     key = _feature_key(info.features, text_column, "text", parsed)
     examples = dataset.as_numpy_iterator()
     return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in examples)

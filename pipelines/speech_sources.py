@@ -24,10 +24,10 @@ from apps.errors import DataError
 from pipelines.sources import (
     MissingSplit,
     TfdsSpec,
-    _tfds_load,
     is_tfds,
     json_objects,
     read_lines,
+    tfds_load,
 )
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def read_tfds(spec: str, default_split: str) -> Recordings:
         load_split, keep = "train", lambda index: index not in SPOKEN_DIGIT_TEST
     else:
         load_split, keep = split, None
-    dataset, info = _tfds_load(TfdsSpec(parsed.name, load_split), load_split)
+    dataset, info = tfds_load(TfdsSpec(parsed.name, load_split), load_split)
     features = info.features
     audio_key = next((k for k in features.keys()
                       if isinstance(features[k], tfds.features.Audio)), None)
