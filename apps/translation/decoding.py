@@ -25,6 +25,8 @@ from pipelines.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 NEVER = -1e9  # the log-probability of a token that may not be produced
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
+FIRST_OUTPUT_ID = len(BANNED)  # the banned ids are the first ones (greedy relies on it)
+assert sorted(BANNED) == list(range(FIRST_OUTPUT_ID))
 
 
 class Search(NamedTuple):
@@ -71,6 +73,18 @@ def _lengths(ids):
                                                   0), tf.int32), axis=1), tf.int32)
 
 
+def _greedy_choice(log_probs, step, limits, finished):
+    """Each row's likeliest allowed token: (log-probability [N], id [N]).
+
+    The banned ids are the vocabulary's first ones, so one `argmax` over the rest is
+    the only pass (what `_candidates` gives for k = 1, without its `top_k`s)."""
+    chosen = tf.argmax(log_probs[:, FIRST_OUTPUT_ID:], axis=-1, output_type=tf.int32) \
+        + FIRST_OUTPUT_ID
+    chosen = tf.where(step >= limits, EOS_ID, chosen)
+    values = tf.gather(log_probs, chosen, batch_dims=1)
+    return tf.where(finished, 0.0, values), tf.where(finished, PAD_ID, chosen)
+
+
 def greedy_search(step, state, context, limits) -> Search:
     """The likeliest token at every step, for every row of the batch at once."""
     limits = tf.cast(limits, tf.int32)
@@ -79,10 +93,9 @@ def greedy_search(step, state, context, limits) -> Search:
 
     def body(t, previous, state, finished, scores, ids):
         logits, state = step(previous, state, context)
-        values, chosen = _candidates(tf.nn.log_softmax(tf.cast(logits, tf.float32)), 1, t,
-                                     limits, finished)
-        chosen, scores = chosen[:, 0], scores + values[:, 0]
-        return (t + 1, chosen, state, finished | tf.equal(chosen, EOS_ID), scores,
+        values, chosen = _greedy_choice(tf.nn.log_softmax(tf.cast(logits, tf.float32)), t,
+                                        limits, finished)
+        return (t + 1, chosen, state, finished | tf.equal(chosen, EOS_ID), scores + values,
                 ids.write(t, chosen))
 
     def going(t, _previous, _state, finished, *_):

@@ -21,6 +21,7 @@ from apps.errors import DataError
 from apps.settings import (
     DataSettings,
     EncoderSettings,
+    ScheduleSettings,
     TokenizerSettings,
     TrainingSettings,
     setting,
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+class TranslationSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings,
+                          ScheduleSettings):
     """Everything `apps translation train` can be told; saved as the run's config.json."""
 
     data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "

@@ -16,7 +16,7 @@ from apps.translation import task
 
 TINY = dict(source_lang="src", target_lang="tgt", tokenizer="word", vocab_size=20, units=32,
             embedding_dim=32, batch_size=32, learning_rate=1e-2, dropout=0.0,
-            label_smoothing=0.0, seed=1)
+            label_smoothing=0.0, warmup_steps=10, seed=1)
 
 
 def reversed_digits(count: int, seed: int) -> tuple[list[str], list[str]]:
