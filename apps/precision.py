@@ -29,25 +29,30 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def resolve(name: str) -> str:
+AMX_ONLY = ("amx_bf16",)
+
+
+def resolve(name: str, bfloat16_cpus: tuple[str, ...] = AMX_ONLY) -> str:
     """A Keras policy name for --precision; "auto" decides from the hardware.
 
-    auto: mixed_bfloat16 on CPUs with AMX (bfloat16 tile products, about 4x float32 on
-    large matrix products); float32 everywhere else, GPUs included, where mixed
+    auto: mixed_bfloat16 on CPUs with one of `bfloat16_cpus` (flags of /proc/cpuinfo):
+    by default AMX (bfloat16 tile products, about 4x float32 on large matrix products);
+    a task whose training is dominated by one large product may name `avx512_bf16`
+    too (`Task.bfloat16_cpus`). float32 everywhere else, GPUs included, where mixed
     precision has not been measured for these models (docs/scaling.md).
     """
     if name != "auto":
         return name
-    if not tf.config.list_logical_devices("GPU") and "amx_bf16" in cpu_flags():
+    if not tf.config.list_logical_devices("GPU") and cpu_flags() & set(bfloat16_cpus):
         return "mixed_bfloat16"
     return "float32"
 
 
 @contextlib.contextmanager
-def policy(name: str):
+def policy(name: str, bfloat16_cpus: tuple[str, ...] = AMX_ONLY):
     """Build and train under the Keras dtype policy `name` (resolved), then restore."""
     before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(resolve(name))
+    keras.config.set_dtype_policy(resolve(name, bfloat16_cpus))
     try:
         yield
     finally:

@@ -53,7 +53,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     train_examples, valid_examples = task.read_training_data(settings)
     training.set_seed(settings.seed)
     replicas = strategy.num_replicas_in_sync
-    with training.created_run(run, overwrite, resuming), precision.policy(settings.precision):
+    arithmetic = precision.policy(settings.precision, task.bfloat16_cpus)
+    with training.created_run(run, overwrite, resuming), arithmetic:
         if resuming:
             inputters = load_inputters(task, settings, run.path)
         else:

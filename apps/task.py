@@ -71,6 +71,8 @@ class Task:
     monitor_mode: str = "min"
 
     column_options: tuple[str, ...] = ()  # settings / evaluate flags that `read` takes
+    # CPU flags on which `--precision auto` trains in mixed_bfloat16 (apps.precision)
+    bfloat16_cpus: tuple[str, ...] = ("amx_bf16",)
 
     # -- data --------------------------------------------------------------------------
 

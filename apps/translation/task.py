@@ -116,6 +116,9 @@ class TranslationTask(Task):
     title = "translator"
     settings_class = TranslationSettings
     monitor, monitor_mode = "val_bleu", "max"
+    # the 8,000-piece output product dominates a step: bfloat16 pays with avx512_bf16
+    # too (a step 1.32x faster, +1.9 val BLEU in 10 minutes, docs/translation.md)
+    bfloat16_cpus = ("amx_bf16", "avx512_bf16")
     column_options = ("source_lang", "target_lang", "source_column", "target_column")
 
     def read(self, source, default_split, source_lang=None, target_lang=None,

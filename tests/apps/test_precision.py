@@ -57,3 +57,12 @@ def test_auto_picks_bfloat16_only_where_the_cpu_has_amx(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert precision.resolve("auto") == "float32"
     assert precision.resolve("mixed_float16") == "mixed_float16"
+
+
+def test_a_task_may_name_more_bfloat16_cpus(monkeypatch):
+    from apps.translation import task as translation
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert precision.resolve("auto", translation.TASK.bfloat16_cpus) == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert precision.resolve("auto", translation.TASK.bfloat16_cpus) == "float32"
