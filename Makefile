@@ -41,6 +41,7 @@ bench: $(VENV)/.bench-installed
 	PYTHONPATH=. $(BIN)/python bench/serve_bench.py --output-md docs/bench_sections/serve.md
 	PYTHONPATH=. $(BIN)/python bench/lm_tinyshakespeare.py --output-md docs/bench_sections/lm.md
 	PYTHONPATH=. $(BIN)/python bench/translate_multi30k.py --sort-by-length --output-md docs/bench_sections/translation.md
+	PYTHONPATH=. $(BIN)/python bench/translation_step.py
 	PYTHONPATH=. $(BIN)/python bench/scaling.py --output-md docs/bench_sections/scaling.md
 	PYTHONPATH=. $(BIN)/python bench/speech_fsdd.py --output-md docs/bench_sections/speech.md
 
