@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--train-lines", type=int)
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--seed", type=int, help="The project's --seed [default: the config's].")
     parser.add_argument("--output-md", type=Path)
     parser.add_argument("--decode-only", type=Path, metavar="RUN",
                         help="Only time decoding, from this run directory.")
@@ -204,7 +205,8 @@ def main() -> None:
         run = workdir / "run"
         train_command = ["translation", "train", "--config", str(args.config), "--data",
                          str(data / "train"), "--valid", str(data / "val"), "--time-budget",
-                         args.time_budget, "--output", str(run), "--quiet"]
+                         args.time_budget, "--output", str(run), "--quiet"] + \
+            (["--seed", str(args.seed)] if args.seed is not None else [])
         start = time.perf_counter()
         apps(*train_command)
         wall = time.perf_counter() - start
@@ -237,7 +239,8 @@ def main() -> None:
         f"{where} at the start; load while it ran: {load.summary()}.",
         "",
         f"Command: `apps translation train --config {os.path.relpath(args.config, ROOT)} "
-        f"--data multi30k/train --valid multi30k/val --time-budget {args.time_budget}`",
+        f"--data multi30k/train --valid multi30k/val --time-budget {args.time_budget}"
+        f"{'' if args.seed is None else f' --seed {args.seed}'}`",
         "",
         "| system | train wall (s) | epochs | val BLEU (best) | test BLEU | test chrF |",
         "| --- | --- | --- | --- | --- | --- |",
