@@ -195,3 +195,13 @@ class ScheduleSettings(Settings):
     def validate(self) -> None:
         super().validate()
         require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
+
+
+@dataclass
+class TaskSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+    """What every task's settings are made of: data, tokenizer, encoder, training."""
+
+
+@dataclass
+class ScheduledTaskSettings(TaskSettings, ScheduleSettings):
+    """A task's settings with a learning-rate schedule (LM, translation, speech)."""

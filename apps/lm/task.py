@@ -20,14 +20,7 @@ from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
-from apps.settings import (
-    DataSettings,
-    EncoderSettings,
-    ScheduleSettings,
-    TokenizerSettings,
-    TrainingSettings,
-    setting,
-)
+from apps.settings import ScheduledTaskSettings, setting
 from apps.task import Task, TrainingPlan
 from pipelines import sources, streams
 from pipelines.inputters import TextInputter
@@ -39,8 +32,7 @@ REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
-class LanguageModelSettings(DataSettings, TokenizerSettings, EncoderSettings,
-                            TrainingSettings, ScheduleSettings):
+class LanguageModelSettings(ScheduledTaskSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out

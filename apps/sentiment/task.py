@@ -21,20 +21,14 @@ from apps.errors import DataError
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
-from apps.settings import (
-    DataSettings,
-    EncoderSettings,
-    TokenizerSettings,
-    TrainingSettings,
-    setting,
-)
+from apps.settings import TaskSettings, setting
 from apps.task import Examples, Task, Trained, TrainingPlan
 from pipelines import batching, sources
 from pipelines.inputters import LabelsInputter, TextInputter
 
 
 @dataclass
-class SentimentSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
+class SentimentSettings(TaskSettings):
     """Everything `apps sentiment train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:imdb_reviews", "Training data: a TSV/CSV/JSONL file with a "

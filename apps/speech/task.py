@@ -22,14 +22,7 @@ import tensorflow as tf
 from apps import runner, schedule
 from apps.config import require
 from apps.errors import DataError
-from apps.settings import (
-    DataSettings,
-    EncoderSettings,
-    ScheduleSettings,
-    TokenizerSettings,
-    TrainingSettings,
-    setting,
-)
+from apps.settings import ScheduledTaskSettings, setting
 from apps.speech import decoding
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
@@ -46,8 +39,7 @@ _TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced trans
 
 
 @dataclass
-class SpeechSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings,
-                     ScheduleSettings):
+class SpeechSettings(ScheduledTaskSettings):
     """Everything `apps speech train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:spoken_digit", "Training recordings: a manifest CSV "

@@ -18,14 +18,7 @@ from typing import Any
 from apps import schedule
 from apps.config import require
 from apps.errors import DataError
-from apps.settings import (
-    DataSettings,
-    EncoderSettings,
-    ScheduleSettings,
-    TokenizerSettings,
-    TrainingSettings,
-    setting,
-)
+from apps.settings import ScheduledTaskSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.translation import metrics, serving, translate
 from apps.translation.model import ATTENTIONS, build
@@ -37,8 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings,
-                          ScheduleSettings):
+class TranslationSettings(ScheduledTaskSettings):
     """Everything `apps translation train` can be told; saved as the run's config.json."""
 
     data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "

@@ -9,19 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_cli
 from resume_helpers import history_epochs, train_killed_after
 
-from apps.cli import _register, cli
-
 ROOT = Path(__file__).resolve().parents[2]
-_register()
-
-
-def run_cli(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    return result
 
 
 def apps_command(*args):

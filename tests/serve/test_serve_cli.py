@@ -8,18 +8,8 @@ import socket
 import threading
 import time
 
-from click.testing import CliRunner
+from cli_helpers import run_cli
 from serve_helpers import apps_process, free_port, http, wait_for_http
-
-from apps.cli import _register, cli
-
-_register()
-
-
-def run_cli(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result
 
 
 def test_models_list_shows_versions_signatures_and_metrics(exported):

@@ -5,18 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_cli
 from speech_helpers import RATE, sound, write_wav
-
-from apps.cli import _register, cli
-
-_register()
-
-
-def run_cli(*args, stdin=None):
-    result = CliRunner().invoke(cli, [str(a) for a in args], input=stdin)
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,7 @@ def test_transcribe_arguments_input_file_and_stdin_agree(tiny_run, wavs, tmp_pat
     listing.write_text("\n".join(wavs["good"]) + "\n")
     by_file = run_cli("speech", "transcribe", run_dir, "--input", listing, "--json")
     by_stdin = run_cli("speech", "transcribe", run_dir, "--input", "-", "--json",
-                       stdin=listing.read_text())
+                       input=listing.read_text())
     assert by_file.output == by_args.output == by_stdin.output
     plain = run_cli("speech", "transcribe", run_dir, wavs["good"][0])
     assert plain.output == f"{rows[0]['path']}\t{rows[0]['transcript']}\n"

@@ -9,19 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run_cli
 from resume_helpers import history_epochs, train_killed_after
 
-from apps.cli import _register, cli
-
 ROOT = Path(__file__).resolve().parents[2]
-_register()
-
-
-def run_cli(*args, input=None):
-    result = CliRunner().invoke(cli, [str(a) for a in args], input=input)
-    assert "Traceback" not in result.output
-    return result
 
 
 def test_evaluate_translate_and_plot_from_the_command_line(tiny_run, digits, tmp_path):
