@@ -17,6 +17,11 @@ from apps.layers import RecurrentEncoder
 BLANK = 0
 
 
+def frame_mask(lengths, steps, dtype) -> tf.Tensor:
+    """[B, steps, 1]: one on each row's first `lengths` frames, zero on its padding."""
+    return tf.sequence_mask(lengths, steps, dtype)[:, :, None]
+
+
 @keras.saving.register_keras_serializable(package="apps")
 class AlignedConv1D(keras.layers.Layer):
     """Conv1D whose output frame j always reads input frames around j * stride.
@@ -31,11 +36,23 @@ class AlignedConv1D(keras.layers.Layer):
         self.conv = keras.layers.Conv1D(filters, kernel_size, strides=stride, padding="valid",
                                         activation="relu")
 
-    def call(self, x):
+    def output_lengths(self, lengths):
+        return (lengths + self.stride - 1) // self.stride
+
+    def call(self, x, lengths):
+        """x [B, T, C] whose frames from `lengths` [B] on are padding -> (the frames
+        [B, ceil(T / stride), filters], their lengths), padding zero again.
+
+        A padded frame would leave this layer as relu(bias), not zero, and the next
+        convolution would read it into the last real frames: an utterance would get
+        other scores in a batch with a longer one than alone.
+        """
         half = self.kernel_size // 2
-        steps = (tf.shape(x)[1] + self.stride - 1) // self.stride
+        steps = self.output_lengths(tf.shape(x)[1])
         x = tf.pad(x, [[0, 0], [half, self.kernel_size - 1 - half + self.stride], [0, 0]])
-        return self.conv(x)[:, :steps]
+        lengths = self.output_lengths(lengths)
+        y = self.conv(x)[:, :steps]
+        return y * frame_mask(lengths, steps, y.dtype), lengths
 
 
 @keras.saving.register_keras_serializable(package="apps")
@@ -63,17 +80,16 @@ class SpeechRecognizer(keras.Model):
         self.logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
-    def output_lengths(self, frames):
-        return (frames + self.time_stride - 1) // self.time_stride
-
     def call(self, inputs, training=None):
         features, frames = inputs
-        x = features
+        # nothing that a longer neighbour's padding holds may reach a real frame
+        x = features * frame_mask(frames, tf.shape(features)[1], features.dtype)
+        lengths = frames
         for conv in self.front:
-            x = conv(x)
-        x = self.input_dropout(self.norm(x), training=training)
-        lengths = self.output_lengths(frames)
+            x, lengths = conv(x, lengths)
         mask = tf.sequence_mask(lengths, tf.shape(x)[1])
+        x = self.norm(x) * tf.cast(mask, x.dtype)[:, :, None]
+        x = self.input_dropout(x, training=training)
         sequence, _ = self.encoder(x, mask=mask, training=training)
         return self.logits(self.output_dropout(sequence, training=training)), lengths
 
