@@ -99,11 +99,22 @@ class SpeechRecognizer(keras.Model):
         (features, frames), labels = data
         logits, lengths = self((features, frames), training=training)
         labels = tf.cast(labels, tf.int32)
-        losses = tf.nn.ctc_loss(labels, logits, tf.reduce_sum(tf.cast(labels != BLANK,
-                                                                      tf.int32), axis=1),
-                                lengths, logits_time_major=False, blank_index=BLANK)
-        # an utterance too short for its transcript has no alignment: no gradient from it
-        return tf.reduce_mean(tf.where(tf.math.is_finite(losses), losses, 0.0))
+        label_lengths = tf.reduce_sum(tf.cast(labels != BLANK, tf.int32), axis=1)
+        # an utterance too short for its transcript (a frame per label and a blank between
+        # repeats) has no alignment: it is scored as an empty labelling, and ignored
+        repeats = tf.reduce_sum(tf.cast((labels[:, 1:] == labels[:, :-1])
+                                        & (labels[:, 1:] != BLANK), tf.int32), axis=1)
+        alignable = lengths >= label_lengths + repeats
+        label_lengths = tf.where(alignable, label_lengths, 0)
+        # sparse labels: TensorFlow's fused CTC kernel (the dense form is a scan, slower
+        # and the source of a spurious MLIR "tfg.While" error line on every training)
+        positions = tf.where(tf.sequence_mask(label_lengths, tf.shape(labels)[1]))
+        sparse = tf.SparseTensor(positions, tf.gather_nd(labels, positions),
+                                 tf.shape(labels, out_type=tf.int64))
+        losses = tf.nn.ctc_loss(sparse, tf.cast(logits, tf.float32), None, lengths,
+                                logits_time_major=False, blank_index=BLANK)
+        usable = alignable & tf.math.is_finite(losses)
+        return tf.reduce_mean(tf.where(usable, losses, 0.0))
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

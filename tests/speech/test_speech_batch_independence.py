@@ -22,6 +22,7 @@ from cli_helpers import run_cli
 from speech_helpers import RATE, sound, write_wav
 
 from apps import runner
+from apps.serve.batching import BatchingParameters
 from apps.speech import task
 from apps.speech.task import TASK, Trained
 
@@ -132,8 +133,9 @@ def test_concurrent_single_file_requests_answer_as_alone(exported, mixed):
         alone[path] = (answer["transcript"].numpy()[0].decode(), float(answer["score"][0]))
     requests = [mixed[i % len(mixed)] for i in range(3 * len(mixed))]
     answers: dict[int, tuple] = {}
-    served = options(exported.parent.parent)
-    served.batching.batch_timeout_micros = 50_000  # wait long enough to batch them
+    # wait long enough for the concurrent requests to share batches
+    served = options(exported.parent.parent,
+                     batching=BatchingParameters(batch_timeout_micros=50_000))
     with ServerThread(served) as server:
         url = f"{server.url}/v1/models/speech:predict"
 

@@ -112,3 +112,19 @@ def test_unigram_pieces_are_an_option(corpus, speech_settings):
     ids = text.encode(["low high hiss"]).values
     assert 0 not in ids  # id 0 stays free for the CTC blank
     assert TASK.build_model(settings, inputters).logits.units == text.vocab_size
+
+
+def test_training_prints_no_native_tensorflow_errors(tmp_path, corpus):
+    """TensorFlow's own lines appear only with --debug: no MLIR "error: 'tfg.While' ..."
+    from the CTC loss's graph on every training."""
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "apps", "speech", "train", "--data", str(corpus["train"]),
+               "--output", str(output), "--epochs", "1", "--units", "8", "--layers", "1",
+               "--conv-filters", "8", "--batch-size", "16"]
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(command, env={**env, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = result.stdout + result.stderr
+    assert "tfg." not in printed and "error:" not in printed.lower(), printed
+    assert "Best epoch" in printed
