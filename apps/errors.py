@@ -1,5 +1,7 @@
 """User-facing errors: one clear sentence, a non-zero exit, no traceback."""
 
+import re
+
 import click
 
 
@@ -21,3 +23,19 @@ class ConfigError(AppError):
 
 class ModelPathError(AppError):
     """A path that is neither a run directory nor an exported SavedModel."""
+
+
+# in a graph, then run eagerly (tf.debugging.Assert words them differently)
+_ASSERTIONS = (re.compile(r"assertion failed: \[(.+?)\](?:\s|$)", re.DOTALL),
+               re.compile(r"Summarized data: b'(.+?)'(?:\s|$)", re.DOTALL))
+
+
+def graph_assertion(message: str) -> str | None:
+    """The sentence of a failed in-graph assertion (`tf.debugging.Assert`), without
+    TensorFlow's "Graph execution error ... [Op: __inference_...]" around it; None when
+    `message` holds none."""
+    for pattern in _ASSERTIONS:
+        found = pattern.search(message or "")
+        if found:
+            return found.group(1).replace("\\'", "'")
+    return None

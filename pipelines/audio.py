@@ -1,46 +1,144 @@
-"""The audio side: WAV bytes to normalised log-mel frames, one definition for training
+"""The audio side: recordings to normalised log-mel frames, one definition for training
 and serving.
 
-`AudioInputter.decode` (core TF's `tf.audio.decode_wav`) and `AudioInputter.features`
-(`tf.signal.stft`, a mel matrix, a log, each utterance normalised to zero mean and
-unit variance per mel band over its own frames) are the only audio code: training
-runs them eagerly and in `tf.data`, the exported serving function runs them inside
-its graph, so the two cannot drift apart. Only core TensorFlow ops (TF Serving has no
-tensorflow-io). The augmentations run in training only: `speed_perturb` and `add_noise`
-on the waveform, before the features, and `spec_augment` (SpecAugment time and frequency
-masks) on the features.
+Files are read as users have them: WAV, FLAC, OGG/Vorbis, NIST SPHERE (anything
+libsndfile reads, through `soundfile`), resampled to the model's rate with `soxr` and
+mixed down to mono where they are not already (`AudioInputter.read`; the callers say
+so once). The exported serving function takes WAV bytes and decodes them inside its
+graph (`pipelines.wav_graph`, core TensorFlow ops only: TF Serving has no
+tensorflow-io). Both give float32 samples in [-1, 1] that `AudioInputter.features`
+turns into frames (`tf.signal.stft`, a mel matrix, a log, each utterance normalised
+to zero mean and unit variance per mel band over its own frames): training runs it
+in `tf.data`, serving inside its graph, so the two cannot drift apart. The
+augmentations run in training only: `speed_perturb` and `add_noise` on the waveform,
+before the features, and `spec_augment` (SpecAugment time and frequency masks) on the
+features.
 
 Frames are placed the same way whatever the batch: frame i reads samples
-[i * hop, i * hop + window) of its own utterance, zero beyond its end, so an
-utterance gets the same features alone or padded in a batch.
+[i * hop, i * hop + window) of its own utterance, zero beyond its end, and padded
+frames are zero, so an utterance gets the same features alone or padded in a batch.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import soundfile
+import soxr
 import tensorflow as tf
 
-from apps.errors import DataError
-from pipelines.batching import Ragged
+from pipelines import wav_graph
 from pipelines.inputters import Inputter
 
 log = logging.getLogger(__name__)
 LOG_FLOOR = 1e-6
-DECODE_CHUNK = 256
+FORMATS = "WAV, FLAC, OGG/Vorbis or NIST SPHERE"
+NOT_AUDIO = f"it is not a {FORMATS} file"
+SHOWN = 3  # files named in a warning
+
+
+class AudioProblem(ValueError):
+    """Why a recording cannot be used, as the end of a sentence ("it holds no samples")."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a recording's header says."""
+
+    rate: int
+    frames: int
+    channels: int
+
+
+def _opened(audio: str | Path | bytes):
+    return io.BytesIO(audio) if isinstance(audio, bytes) else audio
+
+
+def _check_size(audio: str | Path | bytes) -> None:
+    size = len(audio) if isinstance(audio, bytes) else Path(audio).stat().st_size
+    if size == 0:
+        raise AudioProblem(wav_graph.EMPTY)
+
+
+def audio_info(audio: str | Path | bytes) -> AudioInfo:
+    """A recording's rate, length and channels from its header (a path or the bytes);
+    AudioProblem or OSError when it cannot be used."""
+    _check_size(audio)
+    try:
+        info = soundfile.info(_opened(audio))
+    except (RuntimeError, TypeError, ValueError) as error:  # libsndfile's errors
+        raise AudioProblem(NOT_AUDIO) from error
+    if info.frames <= 0:
+        raise AudioProblem(wav_graph.NO_SAMPLES)
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def read_audio(audio: str | Path | bytes) -> tuple[np.ndarray, int, int]:
+    """(mono float32 samples in [-1, 1], rate, channels read) of a path or bytes;
+    several channels are averaged. AudioProblem or OSError when it cannot be read."""
+    _check_size(audio)
+    try:
+        samples, rate = soundfile.read(_opened(audio), dtype="float32", always_2d=True)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise AudioProblem(NOT_AUDIO) from error
+    if not len(samples):
+        raise AudioProblem(wav_graph.NO_SAMPLES)
+    channels = samples.shape[1]
+    mono = samples[:, 0] if channels == 1 else samples.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(mono, np.float32), int(rate), channels
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """`samples` at `rate` Hz as `target` Hz (soxr, high quality)."""
+    if rate == target:
+        return samples
+    return soxr.resample(samples, rate, target, quality="HQ").astype(np.float32, copy=False)
+
+
+def resampled_length(frames: int, rate: int, target: int) -> int:
+    """About how many samples `frames` at `rate` Hz become at `target` Hz."""
+    return frames if rate == target else max(1, int(round(frames * target / rate)))
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """Mono float32 samples as the bytes of a 32-bit float WAV: what the exported
+    signature takes, without rounding to 16 bits."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def say_conversions(names: Sequence[str], rates: Sequence[int], channels: Sequence[int],
+                    target: int, source: str) -> None:
+    """One warning for the recordings that will be resampled, one for those mixed down."""
+    other = [i for i, rate in enumerate(rates) if rate != target]
+    if other:
+        found = ", ".join(f"{rate} Hz" for rate in sorted({rates[i] for i in other}))
+        log.warning("Resampling %d recording(s) of %s (%s) to the model's %d Hz with soxr "
+                    "(%s%s).", len(other), source, found, target,
+                    ", ".join(names[i] for i in other[:SHOWN]),
+                    ", ..." if len(other) > SHOWN else "")
+    mixed = [i for i, count in enumerate(channels) if count > 1]
+    if mixed:
+        log.warning("Mixing %d recording(s) of %s with more than one channel down to mono "
+                    "(%s%s).", len(mixed), source, ", ".join(names[i] for i in mixed[:SHOWN]),
+                    ", ..." if len(mixed) > SHOWN else "")
 
 
 class AudioInputter(Inputter):
-    """16-bit PCM WAV bytes -> (log-mel frames [N, T, mels], frames [N]).
+    """Recordings -> (log-mel frames [N, T, mels], frames [N]).
 
     Args:
         sample_rate: the model's rate in Hz; None: the commonest rate of the training
-            recordings (the others are skipped, counted).
+            recordings (the others are resampled).
         mels: mel bands.
         window_ms, hop_ms: STFT window and hop.
     """
@@ -70,7 +168,9 @@ class AudioInputter(Inputter):
         self.__init__(**saved)
 
     def metadata(self) -> dict[str, Any]:
-        return {"file": self.filename, **self.config()}
+        return {"file": self.filename, **self.config(),
+                "serving_input": f"the bytes of WAV files (PCM or float, any channels) "
+                                 f"sampled at {self.sample_rate} Hz"}
 
     # -- sizes ---------------------------------------------------------------------------
 
@@ -89,21 +189,18 @@ class AudioInputter(Inputter):
     def seconds(self, samples: int) -> float:
         return samples / self.sample_rate
 
-    # -- the one definition: decode, then features ---------------------------------------
+    # -- files (training, evaluate, transcribe): soundfile, soxr -------------------------
 
-    def decode_one(self, wav: tf.Tensor) -> tf.Tensor:
-        """One WAV's bytes -> mono float samples in [-1, 1); a wrong rate fails the call."""
-        audio, rate = tf.audio.decode_wav(wav, desired_channels=1)
-        check = tf.debugging.assert_equal(
-            rate, tf.constant(self.sample_rate, tf.int32),
-            message=f"The WAV is not sampled at {self.sample_rate} Hz, the rate of this model: "
-                    "resample it first")  # no apostrophes: TF escapes them in its message
-        with tf.control_dependencies([check]):
-            return tf.identity(audio[:, 0])
+    def read(self, audio: str | Path | bytes) -> np.ndarray:
+        """A recording (a path or its bytes) as mono float32 samples at the model's rate."""
+        samples, rate, _ = read_audio(audio)
+        return resample(samples, rate, self.sample_rate)
+
+    # -- the graph: WAV bytes (serving), then features ------------------------------------
 
     def decode(self, wav: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """WAV bytes [N] -> (samples [N, S] right-padded with zeros, lengths [N])."""
-        ragged = tf.map_fn(self.decode_one, wav,
+        ragged = tf.map_fn(lambda one: wav_graph.decode(one, self.sample_rate), wav,
                            fn_output_signature=tf.RaggedTensorSpec([None], tf.float32))
         return ragged.to_tensor(), tf.cast(ragged.row_lengths(), tf.int32)
 
@@ -136,31 +233,10 @@ class AudioInputter(Inputter):
     def input_spec(name: str = "audio") -> tf.TensorSpec:
         return tf.TensorSpec([None], tf.string, name=name)
 
-    # -- training data: the same decoder, run eagerly ------------------------------------
-
-    def encode(self, audio: Sequence[bytes]) -> Ragged:
-        """Every recording's samples as one flat float32 array plus lengths."""
-        parts = []
-        for start in range(0, len(audio), DECODE_CHUNK):
-            chunk = tf.constant(list(audio[start : start + DECODE_CHUNK]), tf.string)
-            samples, lengths = self.decode(chunk)
-            parts.append(Ragged.from_tensor(tf.RaggedTensor.from_tensor(samples, lengths)))
-        return Ragged.concat(parts)
-
-    def usable(self, rates: Sequence[int], paths: Sequence[str], source: str,
-               strict: bool = False) -> list[int]:
-        """Indices of the recordings at the model's rate; the others are counted and named
-        (or, `strict`, refused)."""
-        wrong = [i for i, rate in enumerate(rates) if rate != self.sample_rate]
-        if wrong and (strict or len(wrong) == len(rates)):
-            raise DataError(f"'{paths[wrong[0]]}' of {source} is sampled at "
-                            f"{rates[wrong[0]]} Hz, not the model's {self.sample_rate} Hz: "
-                            "resample it first.")
-        if wrong:
-            log.warning(
-                "Skipped %d recording(s) of %s not sampled at %d Hz (%s).", len(wrong),
-                source, self.sample_rate, ", ".join(paths[i] for i in wrong[:3]))
-        return [i for i in range(len(rates)) if rates[i] == self.sample_rate]
+    @staticmethod
+    def samples_spec() -> list[tf.TensorSpec]:
+        return [tf.TensorSpec([None, None], tf.float32, name="samples"),
+                tf.TensorSpec([None], tf.int32, name="lengths")]
 
 
 # ----------------------------------------------------------------------- augmentation

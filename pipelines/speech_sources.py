@@ -1,26 +1,28 @@
-"""Readers for speech data: recordings (WAV bytes) and their transcripts.
+"""Readers for speech data: where each recording is, what its header says, and its
+transcript.
 
 Three forms of source: a DeepSpeech / Coqui STT manifest CSV
 (`wav_filename,wav_filesize,transcript`, paths relative to the CSV), a NeMo JSONL
 manifest (`audio_filepath`, `text`, paths relative to the file unless absolute), or
-`tfds:NAME[:SPLIT]` with an audio feature and a text (or class label) feature.
-Every recording is checked here, before training starts, so that a bad file can
-never stop an epoch halfway: a missing file, a WAV that is not 16-bit PCM, an
-empty transcript is skipped with one warning that counts them (and names the first
-few), and a source left with nothing is an error that names it.
+`tfds:NAME[:SPLIT]` with an audio feature and a text (or class label) feature. The
+recordings may be WAV, FLAC, OGG/Vorbis or NIST SPHERE (AN4 as shipped): anything
+libsndfile reads. Only headers are read here (a file's samples are read when its
+batch is made, so a corpus is never held in memory); a missing file, one that is
+not audio or holds no samples, an empty transcript is skipped with one warning that
+counts them (and names the first few), and a source left with nothing is an error
+that names it.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.errors import DataError
+from pipelines.audio import AudioProblem, audio_info
 from pipelines.sources import (
     MissingSplit,
     TfdsSpec,
@@ -39,24 +41,31 @@ TEXT_FEATURE_GUESSES = ("text", "transcript", "sentence", "label")
 
 @dataclass
 class Recordings:
-    """Parallel lists: where each recording came from, its WAV bytes, rate and transcript."""
+    """Parallel lists: each recording's name as the source gives it, where its audio is
+    (a path, or the bytes of a recording held in memory: TFDS), its rate, length in
+    samples, channels and transcript."""
 
     paths: list[str] = field(default_factory=list)
-    audio: list[bytes] = field(default_factory=list)
+    audio: list = field(default_factory=list)
     rates: list[int] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
 
-    def add(self, path: str, audio: bytes, rate: int, text: str) -> None:
+    def add(self, path: str, audio, info, text: str) -> None:
         self.paths.append(path)
         self.audio.append(audio)
-        self.rates.append(rate)
+        self.rates.append(info.rate)
+        self.frames.append(info.frames)
+        self.channels.append(info.channels)
         self.texts.append(text)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def as_examples(self) -> dict[str, list]:
-        return {"path": self.paths, "audio": self.audio, "rate": self.rates, "text": self.texts}
+        return {"path": self.paths, "audio": self.audio, "rate": self.rates,
+                "frames": self.frames, "channels": self.channels, "text": self.texts}
 
 
 class Skipped:
@@ -75,28 +84,6 @@ class Skipped:
                         reason, names)
 
 
-def wav_problem(audio: bytes) -> tuple[str | None, int]:
-    """(why these bytes cannot be used, or None; the sample rate) from the WAV header."""
-    try:
-        with wave.open(io.BytesIO(audio)) as reader:
-            width, rate, frames = reader.getsampwidth(), reader.getframerate(), reader.getnframes()
-    except (wave.Error, EOFError) as error:
-        return f"not a PCM WAV file ({error})", 0
-    if width != 2:
-        return f"{8 * width}-bit samples, not 16-bit PCM", rate
-    if frames == 0:
-        return "no samples", rate
-    return None, rate
-
-
-def check_wav(audio: bytes, name: str) -> int:
-    """The sample rate of a usable WAV; a DataError naming `name` otherwise."""
-    problem, rate = wav_problem(audio)
-    if problem:
-        raise DataError(f"'{name}' cannot be transcribed: {problem}. Give 16-bit PCM WAV files.")
-    return rate
-
-
 def normalize_transcript(text: str) -> str:
     """Lower case, one space between words: what WER compares."""
     return " ".join(str(text).lower().split())
@@ -108,18 +95,17 @@ def _add_file(found: Recordings, skipped: Skipped, path: Path, shown: str, text)
         skipped.add(shown, "empty transcript")
         return
     try:
-        audio = path.read_bytes()
+        info = audio_info(path)
     except FileNotFoundError:
         skipped.add(shown, "file not found")
         return
     except OSError as error:
         skipped.add(shown, f"unreadable ({error.strerror})")
         return
-    problem, rate = wav_problem(audio)
-    if problem:
-        skipped.add(shown, problem)
+    except AudioProblem as problem:
+        skipped.add(shown, str(problem))
         return
-    found.add(shown, audio, rate, text)
+    found.add(shown, str(path), info, text)
 
 
 def read_manifest_csv(path: Path) -> Recordings:
@@ -158,12 +144,16 @@ def recording_index(filename: str) -> int | None:
 
 
 def _samples_to_wav(samples, rate: int) -> bytes:
-    """Integer PCM samples (TFDS' Audio feature) as 16-bit WAV bytes, by core TF's encoder."""
-    import numpy as np
-    import tensorflow as tf
+    """Integer PCM samples (TFDS' Audio feature) as 16-bit WAV bytes."""
+    import io
 
-    audio = np.asarray(samples, np.float32).reshape(-1, 1) / 32768.0
-    return tf.audio.encode_wav(tf.constant(audio), rate).numpy()
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.asarray(samples).astype(np.int16).reshape(-1), rate,
+                    format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def read_tfds(spec: str, default_split: str) -> Recordings:
@@ -208,7 +198,11 @@ def read_tfds(spec: str, default_split: str) -> Recordings:
         if not text:
             skipped.add(name, "empty transcript")
             continue
-        found.add(name, _samples_to_wav(example[audio_key], rate), rate, text)
+        wav = _samples_to_wav(example[audio_key], rate)
+        try:
+            found.add(name, wav, audio_info(wav), text)
+        except AudioProblem as problem:
+            skipped.add(name, str(problem))
     skipped.report()
     return found
 

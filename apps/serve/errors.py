@@ -6,6 +6,8 @@ protocols report the same failure the same way.
 
 from __future__ import annotations
 
+from apps.errors import graph_assertion
+
 # TF Serving's code -> HTTP status (model_servers/http_rest_api_handler.cc, ToHTTPStatusCode).
 HTTP_STATUS = {
     "OK": 200,
@@ -84,6 +86,8 @@ def from_tf_error(exc: Exception) -> ServingError:
     error_code = getattr(exc, "error_code", None)
     if isinstance(error_code, int) and 0 < error_code < len(CODE_NAMES):
         message = getattr(exc, "message", None) or str(exc)
+        # a model's own check (tf.debugging.Assert) says one sentence: only that
+        message = graph_assertion(message) or message
         return ServingError(message, CODE_NAMES[error_code])
     if isinstance(exc, ValueError | TypeError):
         return InvalidArgument(str(exc))

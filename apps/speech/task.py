@@ -21,15 +21,26 @@ import tensorflow as tf
 
 from apps import runner, schedule
 from apps.config import require
-from apps.errors import DataError
+from apps.errors import DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
 from apps.speech import decoding
+from apps.speech.data import recording_batches
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
-from pipelines import batching
-from pipelines.audio import AudioInputter, add_noise, spec_augment, speed_perturb
+from pipelines.audio import (
+    AudioInputter,
+    AudioProblem,
+    add_noise,
+    read_audio,
+    resample,
+    resampled_length,
+    say_conversions,
+    spec_augment,
+    speed_perturb,
+    wav_bytes,
+)
 from pipelines.inputters import TextInputter
-from pipelines.speech_sources import check_wav, read_recordings
+from pipelines.speech_sources import read_recordings
 
 log = logging.getLogger(__name__)
 SPEECH_TOKENIZERS = ("char", "unigram")
@@ -42,16 +53,18 @@ _TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced trans
 class SpeechSettings(ScheduledTaskSettings):
     """Everything `apps speech train` can be told; saved as the run's config.json."""
 
-    data: str = setting("tfds:spoken_digit", "Training recordings: a manifest CSV "
-                        "(wav_filename,wav_filesize,transcript; paths relative to it), a NeMo "
-                        "JSONL manifest (audio_filepath,text), or tfds:NAME[:SPLIT].")
+    data: str = setting("tfds:spoken_digit", "Training recordings (WAV, FLAC, OGG/Vorbis, "
+                        "NIST SPHERE): a manifest CSV (wav_filename,wav_filesize,transcript; "
+                        "paths relative to it), a NeMo JSONL manifest (audio_filepath,text), "
+                        "or tfds:NAME[:SPLIT].")
     tokenizer: str = setting("char", "Output units: characters, or unigram SentencePiece "
                              "pieces trained on the transcripts.", SPEECH_TOKENIZERS,
                              section="tokenizer")
     vocab_size: int = 256
     sample_rate: int | None = setting(None, "The model's sample rate in Hz [default: the "
                                       "commonest rate of the training recordings]; recordings "
-                                      "at other rates are skipped.", section="features")
+                                      "at other rates are resampled (soxr).",
+                                      section="features")
     mels: int = setting(40, "Mel bands of the log-mel spectrogram.", section="features")
     time_masks: int = setting(2, "SpecAugment time masks per utterance (training only).",
                               section="features")
@@ -98,17 +111,34 @@ class SpeechSettings(ScheduledTaskSettings):
 # --------------------------------------------------------------------- transcription
 
 
+def _decoded(trained: Trained, beam_size: int, features, frames) -> dict[str, tf.Tensor]:
+    text, model = trained.inputters["text"], trained.model
+    logits, lengths = model((features, frames), training=False)
+    ids, score = decoding.decode(logits, lengths, beam_size)
+    return {"transcript": text.detokenize(ids), "score": score}
+
+
 def transcriber(trained: Trained, beam_size: int = 1):
-    """WAV bytes [N] -> {"transcript", "score"}: the one transcription function, traced
-    for a run and exported as `serving_default`."""
-    audio, text, model = trained.inputters["audio"], trained.inputters["text"], trained.model
-    text.graph_tokenizer  # noqa: B018 - created eagerly, so that every traced graph can use it
+    """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default`."""
+    audio = trained.inputters["audio"]
+    trained.inputters["text"].graph_tokenizer  # noqa: B018 - created eagerly for every graph
 
     def transcribe(wav):
-        features, frames = audio.preprocess(wav)
-        logits, lengths = model((features, frames), training=False)
-        ids, score = decoding.decode(logits, lengths, beam_size)
-        return {"transcript": text.detokenize(ids), "score": score}
+        return _decoded(trained, beam_size, *audio.preprocess(wav))
+
+    return transcribe
+
+
+def samples_transcriber(trained: Trained, beam_size: int = 1):
+    """Samples [N, S] at the model's rate and lengths [N] -> {"transcript", "score"}: what
+    a run directory transcribes with (the same features, model and decoding)."""
+    audio = trained.inputters["audio"]
+    trained.inputters["text"].graph_tokenizer  # noqa: B018
+
+    def transcribe(samples, lengths):
+        with tf.device("/CPU:0"):
+            features, frames = audio.features(samples, lengths)
+        return _decoded(trained, beam_size, features, frames)
 
     return transcribe
 
@@ -120,31 +150,79 @@ def sample_rate(trained: Trained) -> int:
 
 
 def _traced(trained: Trained, beam_size: int):
-    """The run's transcriber as a tf.function, traced once per model and beam size."""
+    """(samples [N, S], lengths [N]) -> answer: the run's transcriber as a tf.function
+    (traced once per model and beam size), or the SavedModel's signature given the
+    samples as float WAV bytes."""
     if trained.is_saved_model:
-        return lambda wav: trained.signatures["serving_default"](audio=wav)
+        rate = sample_rate(trained)
+
+        def saved(samples, lengths):
+            wavs = [wav_bytes(row[:length], rate) for row, length in zip(samples, lengths)]
+            return trained.signatures["serving_default"](audio=tf.constant(wavs, tf.string))
+
+        return saved
     cache = _TRANSCRIBERS.setdefault(trained.model, {})
     if beam_size not in cache:
         cache[beam_size] = tf.function(
-            transcriber(trained, beam_size), reduce_retracing=True,
-            input_signature=[AudioInputter.input_spec()])
+            samples_transcriber(trained, beam_size), reduce_retracing=True,
+            input_signature=AudioInputter.samples_spec())
     return cache[beam_size]
 
 
-def transcribe(trained: Trained, audio: list[bytes], beam_size: int = 1,
-               batch_size: int = 32) -> tuple[list[str], list[float]]:
-    """Transcripts and scores in input order; recordings of similar length share a batch."""
+def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.asarray([len(row) for row in rows], np.int32)
+    batch = np.zeros([len(rows), max(int(lengths.max()), 1)], np.float32)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = row
+    return batch, lengths
+
+
+def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_size: int = 32,
+               lengths: list[int] | None = None, read=None) -> tuple[list[str], list[float]]:
+    """Transcripts and scores in input order; recordings of similar length share a batch.
+
+    `recordings` are sample arrays at the model's rate, or anything `read` turns into
+    them (a path, its bytes), read one batch at a time; `lengths` (about how many
+    samples each has) orders them when they are not arrays yet.
+    """
     run = _traced(trained, beam_size)
-    transcripts, scores = [""] * len(audio), [0.0] * len(audio)
-    order = np.argsort([len(wav) for wav in audio], kind="stable")
+    transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
+    sizes = lengths if lengths is not None else [len(r) for r in recordings]
+    order = np.argsort(sizes, kind="stable")
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
-        answer = run(tf.constant([audio[i] for i in positions], tf.string))
+        rows = [recordings[i] if read is None else read(i) for i in positions]
+        samples, row_lengths = padded(rows)
+        try:
+            answer = run(samples, row_lengths)
+        except tf.errors.InvalidArgumentError as error:  # a SavedModel's own check
+            raise DataError(graph_assertion(error.message) or error.message) from None
         for position, words, score in zip(positions, answer["transcript"].numpy(),
                                           answer["score"].numpy()):
             transcripts[position] = words.decode("utf-8")
             scores[position] = float(score)
     return transcripts, scores
+
+
+def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1,
+                        batch_size: int = 32) -> list[str]:
+    """Transcripts of a source's recordings, read from their files batch by batch; one
+    that cannot be read any more is refused by name."""
+    rate = sample_rate(trained)
+    audio = AudioInputter(rate)
+
+    def read(i):
+        try:
+            return audio.read(examples["audio"][i])
+        except (AudioProblem, OSError) as error:
+            reason = str(error) if isinstance(error, AudioProblem) else \
+                f"it cannot be read ({error.strerror or error})"
+            raise DataError(f"'{examples['path'][i]}' cannot be transcribed: {reason}.") \
+                from None
+
+    lengths = [resampled_length(n, r, rate) for n, r in zip(examples["frames"],
+                                                            examples["rate"])]
+    return transcribe(trained, examples["audio"], beam_size, batch_size, lengths, read)[0]
 
 
 def examples_report(paths: list[str], references: list[str], hypotheses: list[str]
@@ -190,28 +268,23 @@ class SpeechTask(Task):
     def datasets(self, settings, inputters, train, valid, replicas=1):
         audio, text = inputters["audio"], inputters["text"]
 
+        def augment(waves, lengths):
+            waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb)
+            if settings.noise_snr is not None:
+                waves = add_noise(waves, lengths, settings.noise_snr,
+                                  settings.noise_snr + NOISE_SNR_RANGE)
+            values, frames = audio.features(waves, lengths)
+            values = spec_augment(values, frames, settings.time_masks,
+                                  settings.time_mask_width, settings.freq_masks,
+                                  settings.freq_mask_width)
+            return values, frames
+
         def batches(examples: Examples, source: str, training: bool):
-            keep = audio.usable(examples["rate"], examples["path"], source)
-            samples = audio.encode([examples["audio"][i] for i in keep])
-            ids = text.encode([examples["text"][i] for i in keep])
-            dataset = batching.bucketed_dataset(
-                [samples, ids, samples.lengths.astype(np.int32)], settings.batch_size,
-                settings.seed, shuffle=training, lengths=samples.lengths)
-
-            def features(waves, labels, lengths):
-                if training:
-                    waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb)
-                    if settings.noise_snr is not None:
-                        waves = add_noise(waves, lengths, settings.noise_snr,
-                                          settings.noise_snr + NOISE_SNR_RANGE)
-                values, frames = audio.features(waves, lengths)
-                if training:
-                    values = spec_augment(values, frames, settings.time_masks,
-                                          settings.time_mask_width, settings.freq_masks,
-                                          settings.freq_mask_width)
-                return (values, frames), labels
-
-            return batching.prefetched(dataset.map(features))
+            say_conversions(examples["path"], examples["rate"], examples["channels"],
+                            audio.sample_rate, source)
+            return recording_batches(audio, examples, text.encode(examples["text"]),
+                                     settings.batch_size, settings.seed, source, training,
+                                     augment if training else None)
 
         return (batches(train, settings.data, True),
                 batches(valid, settings.valid or settings.data, False))
@@ -222,22 +295,16 @@ class SpeechTask(Task):
     def compile_model(self, model, settings, plan: TrainingPlan):
         model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
-    def usable(self, trained: Trained, examples: Examples, source: str) -> Examples:
-        """The examples at the model's sample rate (the others are counted and skipped)."""
-        audio = AudioInputter(sample_rate(trained))
-        keep = audio.usable(examples["rate"], examples["path"], source)
-        return {side: [values[i] for i in keep] for side, values in examples.items()}
-
     def validation_metrics(self, trained, valid):
-        valid = self.usable(trained, valid, "the validation data")
-        hypotheses, _ = transcribe(trained, valid["audio"])
+        hypotheses = transcribe_examples(trained, valid)
         return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int = 1,
               batch_size: int = 32, **_):
         """wer, cer, utterances, exact, and the best / median / worst transcriptions."""
-        examples = self.usable(trained, examples, source)
-        hypotheses, _ = transcribe(trained, examples["audio"], beam_size, batch_size)
+        say_conversions(examples["path"], examples["rate"], examples["channels"],
+                        sample_rate(trained), source)
+        hypotheses = transcribe_examples(trained, examples, beam_size, batch_size)
         return examples_report(examples["path"], examples["text"], hypotheses)
 
     def signatures(self, trained, beam_size: int = 1, **_):
@@ -256,21 +323,23 @@ TASK = SpeechTask()
 
 def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1,
                      batch_size: int = 32) -> list[dict[str, Any]]:
-    """One {"path", "transcript", "score"} per WAV file, in order; a file that is missing,
-    not 16-bit PCM or at another rate than the model's is refused, named."""
+    """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
+    SPHERE), in order; other rates are resampled and several channels mixed down (each
+    said once); a file that cannot be read is refused, named, in one sentence."""
     trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
     rate = sample_rate(trained)
-    audio = []
+    samples, rates, channels = [], [], []
     for path in paths:
         try:
-            wav = Path(path).read_bytes()
+            found, found_rate, found_channels = read_audio(path)
+        except AudioProblem as problem:
+            raise DataError(f"'{path}' cannot be transcribed: {problem}.") from None
         except OSError as error:
             raise DataError(f"Cannot read '{path}': {error.strerror or error}.") from None
-        found = check_wav(wav, path)
-        if found != rate:
-            raise DataError(f"'{path}' is sampled at {found} Hz, not the model's {rate} Hz: "
-                            "resample it first.")
-        audio.append(wav)
-    transcripts, scores = transcribe(trained, audio, beam_size, batch_size)
+        samples.append(resample(found, found_rate, rate))
+        rates.append(found_rate)
+        channels.append(found_channels)
+    say_conversions(paths, rates, channels, rate, "the input")
+    transcripts, scores = transcribe(trained, samples, beam_size, batch_size)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]
