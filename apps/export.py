@@ -28,6 +28,23 @@ from apps.errors import AppError
 from apps.layout import write_models_config
 
 METADATA = Path("assets") / "metadata.json"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+
+
+def write_warmup_requests(directory: Path, requests: Mapping[str, Mapping[str, Any]]) -> None:
+    """TF Serving's warm-up file: one PredictionLog (a predict request) per signature."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    (directory / WARMUP_FILE).parent.mkdir(exist_ok=True)
+    with tf.io.TFRecordWriter(str(directory / WARMUP_FILE)) as writer:
+        for signature, inputs in requests.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
 
 
 def next_version(model_dir: Path) -> int:
@@ -105,6 +122,7 @@ def export_saved_model(
     base_path: Path,
     name: str,
     metadata: dict[str, Any],
+    warmup: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the endpoints as the next version of `base_path/name`; return its directory.
 
@@ -137,6 +155,8 @@ def export_saved_model(
                 time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
         (tmp / METADATA).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
+        if warmup:
+            write_warmup_requests(tmp, warmup)
         _fsync_tree(tmp)
         while True:  # another export may take a number first: take the next one
             target = model_dir / str(next_version(model_dir))

@@ -198,6 +198,7 @@ def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
         with layers.traced_recurrence(recurrence), quiet_native_logs():
             endpoints = task.signatures(trained, **options)
             return exporting.export_saved_model(endpoints, tracked, base_path,
-                                                name or task.name, metadata)
+                                                name or task.name, metadata,
+                                                task.warmup_requests(trained, **options))
     except layers.CudnnUnavailable as error:
         raise AppError(str(error)) from None

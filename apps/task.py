@@ -154,6 +154,11 @@ class Task:
         """Task-specific entries of `assets/metadata.json` (the metrics worth keeping...)."""
         return {"metrics": metrics}
 
+    def warmup_requests(self, trained: Trained, **options) -> dict[str, dict[str, Any]]:
+        """Real inputs per signature ({name: {input: array}}), exported as TF Serving's
+        warm-up file, for signatures whose made-up inputs a server cannot guess."""
+        return {}
+
 
 def read_splits(read: Callable[[str, str], Examples], settings,
                 split_off: Callable[..., tuple[Examples, Examples]] | None = None

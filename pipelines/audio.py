@@ -86,9 +86,15 @@ def read_audio(audio: str | Path | bytes) -> tuple[np.ndarray, int, int]:
     several channels are averaged. AudioProblem or OSError when it cannot be read."""
     _check_size(audio)
     try:
-        samples, rate = soundfile.read(_opened(audio), dtype="float32", always_2d=True)
-    except (RuntimeError, TypeError, ValueError) as error:
+        opened = soundfile.SoundFile(_opened(audio))
+    except (RuntimeError, TypeError, ValueError) as error:  # libsndfile's errors
         raise AudioProblem(NOT_AUDIO) from error
+    with opened:
+        rate = opened.samplerate
+        try:
+            samples = opened.read(dtype="float32", always_2d=True)
+        except (RuntimeError, ValueError) as error:
+            raise AudioProblem(f"it is corrupt (libsndfile: {error})") from error
     if not len(samples):
         raise AudioProblem(wav_graph.NO_SAMPLES)
     channels = samples.shape[1]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from cli_helpers import run_cli
-from speech_helpers import RATE, sound, write_wav
+from speech_helpers import sound, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +16,11 @@ def wavs(tmp_path_factory, corpus):
     import numpy as np
 
     clip = sound(["low"], np.random.default_rng(3))
+    (folder / "random.wav").write_bytes(np.random.default_rng(4).bytes(3000))
+    (folder / "zero.wav").write_bytes(b"")
     return {"good": [str(p) for p in good],
-            "eight": write_wav(folder / "eight.wav", clip, width=1),
-            "fast": write_wav(folder / "fast.wav", clip, rate=2 * RATE),
+            "random": folder / "random.wav", "zero": folder / "zero.wav",
+            "header": write_wav(folder / "header.wav", clip[:0]),
             "junk": (folder / "junk.wav"), "folder": folder}
 
 
@@ -40,14 +42,16 @@ def test_transcribe_arguments_input_file_and_stdin_agree(tiny_run, wavs, tmp_pat
 
 
 @pytest.mark.parametrize("which, message", [
-    ("eight", "8-bit samples, not 16-bit PCM"),
-    ("fast", "is sampled at 16000 Hz, not the model's 8000 Hz"),
+    ("random", "cannot be transcribed: it is not a WAV, FLAC, OGG/Vorbis or NIST SPHERE file."),
+    ("zero", "cannot be transcribed: the file is empty (0 bytes)."),
+    ("header", "cannot be transcribed: it holds no samples."),
     ("junk", "Cannot read"),
 ])
 def test_transcribe_refuses_a_bad_file_by_name(tiny_run, wavs, which, message):
     result = run_cli("speech", "transcribe", tiny_run[0], wavs["good"][0], wavs[which])
     assert result.exit_code == 1
     assert message in result.output and str(wavs[which]) in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_transcribe_usage_errors(tiny_run, tmp_path):

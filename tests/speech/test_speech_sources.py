@@ -26,7 +26,7 @@ def test_manifest_csv_paths_are_relative_to_the_csv(tmp_path):
                                     "clips/a.wav,0,  Hello   World \n")
     found = read_recordings(str(tmp_path / "m.csv"))
     assert found.texts == ["hello world"] and found.rates == [RATE]
-    assert found.audio[0] == (tmp_path / "clips" / "a.wav").read_bytes()
+    assert found.audio == [str(tmp_path / "clips" / "a.wav")]  # read when batched
 
 
 def test_nemo_jsonl_manifest(tmp_path):
@@ -43,16 +43,21 @@ def test_bad_recordings_are_skipped_counted_and_named(tmp_path, caplog):
     write_wav(tmp_path / "good.wav", tone())
     write_wav(tmp_path / "eight.wav", tone(), width=1)
     (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
+    (tmp_path / "zero.wav").write_bytes(b"")
+    write_wav(tmp_path / "header.wav", tone()[:0])
     write_wav(tmp_path / "silent.wav", tone())
     (tmp_path / "m.csv").write_text(
         "wav_filename,wav_filesize,transcript\ngood.wav,0,ok\neight.wav,0,x\njunk.wav,0,x\n"
-        "gone.wav,0,x\nsilent.wav,0,\n")
+        "gone.wav,0,x\nsilent.wav,0,\nzero.wav,0,x\nheader.wav,0,x\n")
     with caplog.at_level(logging.WARNING):
         found = read_recordings(str(tmp_path / "m.csv"))
-    assert found.paths == ["good.wav"]
+    assert found.paths == ["good.wav", "eight.wav"]  # 8-bit PCM is read (soundfile)
+    assert found.frames == [len(tone())] * 2 and found.channels == [1, 1]
+    assert found.audio == [str(tmp_path / "good.wav"), str(tmp_path / "eight.wav")]
     text = caplog.text
-    assert "8-bit samples, not 16-bit PCM (eight.wav)" in text
-    assert "not a PCM WAV file" in text and "junk.wav" in text
+    assert "it is not a WAV, FLAC, OGG/Vorbis or NIST SPHERE file (junk.wav)" in text
+    assert "the file is empty (0 bytes) (zero.wav)" in text
+    assert "it holds no samples (header.wav)" in text
     assert "file not found (gone.wav)" in text
     assert "empty transcript (silent.wav)" in text
 
@@ -68,8 +73,8 @@ def test_a_source_with_nothing_usable_is_refused_by_name(tmp_path):
         read_recordings(str(tmp_path / "none.csv"))
 
 
-def test_recordings_at_another_rate_are_skipped_in_training(tmp_path, speech_settings,
-                                                            caplog):
+def test_recordings_at_another_rate_are_resampled_in_training(tmp_path, speech_settings,
+                                                              caplog):
     rows = ["wav_filename,wav_filesize,transcript"]
     for i in range(6):
         rate = 16000 if i == 5 else RATE
@@ -83,8 +88,9 @@ def test_recordings_at_another_rate_are_skipped_in_training(tmp_path, speech_set
     assert inputters["audio"].sample_rate == RATE  # the commonest rate
     with caplog.at_level(logging.WARNING):
         train, _ = TASK.datasets(settings, inputters, examples, examples)
-    assert "Skipped 1 recording(s)" in caplog.text and "5.wav" in caplog.text
-    assert sum(int(batch[0][0].shape[0]) for batch in train) == 5
+    assert caplog.text.count("Resampling 1 recording(s)") == 2  # training and validation
+    assert "(16000 Hz) to the model's 8000 Hz" in caplog.text and "5.wav" in caplog.text
+    assert sum(int(batch[0][0].shape[0]) for batch in train) == 6
 
 
 def spoken_digit_examples(*_args, **_kwargs):
@@ -108,3 +114,4 @@ def test_spoken_digit_is_split_by_recording_index():
     assert test.texts == ["three", "three", "seven", "seven"]
     assert test.rates == [8000] * 4
     assert tf.audio.decode_wav(test.audio[0])[0].shape[0] == len(tone())
+    assert test.frames == [len(tone())] * 4
