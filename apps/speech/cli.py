@@ -45,13 +45,15 @@ TEXTS = TaskTexts(
                "encoder and CTC.",
     examples=EXAMPLES,
     train_help=(
-        "Train a recogniser on recordings (16-bit PCM WAV) with transcripts.\n\n"
+        "Train a recogniser on recordings (WAV, FLAC, OGG/Vorbis, NIST SPHERE; other rates "
+        "resampled, stereo mixed down) with transcripts.\n\n"
         "Writes a run directory (config.json, audio.json, tokenizer.model, checkpoints, "
         "history.csv, metrics.json, TensorBoard logs, plots); the best epoch has the lowest "
         "validation WER. Interrupted runs resume when the same command is run again."),
     summarize=summarize,
     show_report=show_report,
-    exported="signature serving_default: audio (WAV bytes) -> transcript, score",
+    exported="signature serving_default: audio (the bytes of WAV files at the model's "
+             "rate) -> transcript, score",
 )
 BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1), default=1, show_default=True,
                    help="CTC beam width; 1 decodes greedily. A SavedModel decodes as it was "
@@ -69,14 +71,15 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
                        "alignment when decoding greedily): closer to 0 is surer.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("wavs", nargs=-1)
-@click.option("--input", "input_file", help="File with one WAV path per line; - for stdin.")
+@click.option("--input", "input_file", help="File with one audio path per line; - for stdin.")
 @BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per file: {"path", "transcript", "score"}.')
 def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
-    """Transcribe 16-bit PCM WAV files with MODEL (run directory or exported SavedModel)."""
-    paths = [path for path in read_inputs(wavs, input_file, "WAV files") if path.strip()]
+    """Transcribe audio files (WAV, FLAC, OGG/Vorbis, NIST SPHERE) with MODEL (run directory
+    or exported SavedModel); other rates are resampled, stereo is mixed down."""
+    paths = [path for path in read_inputs(wavs, input_file, "audio files") if path.strip()]
     for row in task.transcribe_files(model, paths, beam_size, batch_size):
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))

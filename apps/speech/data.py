@@ -29,13 +29,13 @@ SHUFFLE_BUFFER = 4096  # recordings (indices only: a few bytes each)
 
 
 class SkippingReader:
-    """Reads recording `index` as samples at the model's rate; one that fails is counted,
-    named in a warning, and read as no samples (which the pipeline drops)."""
+    """Reads recording `index` as samples at the model's rate; one that fails is read as
+    no samples (which the pipeline drops), named in a warning the first time, counted."""
 
     def __init__(self, audio: AudioInputter, sources: Sequence, names: Sequence[str],
                  source: str):
         self.audio, self.sources, self.names, self.source = audio, sources, names, source
-        self.skipped: list[str] = []
+        self.skipped: set[int] = set()
         self._lock = threading.Lock()
 
     def __call__(self, index) -> np.ndarray:
@@ -46,12 +46,13 @@ class SkippingReader:
             reason = str(error) if isinstance(error, AudioProblem) else \
                 f"it cannot be read ({error.strerror or error})"
             with self._lock:
-                self.skipped.append(self.names[index])
+                if index not in self.skipped:
+                    self.skipped.add(index)
+                    log.warning("Skipped '%s' of %s: %s (%d recording(s) skipped so far).",
+                                self.names[index], self.source, reason, len(self.skipped))
                 if len(self.skipped) == len(self.sources):
                     raise DataError(f"No recording of {self.source} can be read any more "
                                     f"(the last, '{self.names[index]}': {reason}).") from None
-                log.warning("Skipped '%s' of %s: %s (%d recording(s) skipped so far).",
-                            self.names[index], self.source, reason, len(self.skipped))
             return np.zeros([0], np.float32)
 
 

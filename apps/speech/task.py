@@ -1,6 +1,7 @@
 """Speech to text, declared for `apps.runner`.
 
-Two data sides: "audio" (an `AudioInputter`: WAV bytes to log-mel frames) and
+Two data sides: "audio" (an `AudioInputter`: audio files, or WAV bytes in the exported
+graph, to log-mel frames) and
 "text" (a `TextInputter`: a SentencePiece model of the training transcripts,
 characters by default). The best epoch is the one with the lowest validation word
 error rate of greedy decoding. `transcribe` below serves the CLI, `score` and the
