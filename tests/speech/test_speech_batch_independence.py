@@ -71,7 +71,7 @@ def random_recogniser(run_dir: Path, seed: int) -> Trained:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_weights_give_the_same_answer_alone_and_batched(tiny_run, mixed, seed):
     trained = random_recogniser(tiny_run[0], seed)
-    audio = {path: Path(path).read_bytes() for path in mixed}
+    audio = {path: trained.inputters["audio"].read(path) for path in mixed}
 
     def run(paths):
         words, scores = task.transcribe(trained, [audio[p] for p in paths],
