@@ -149,7 +149,7 @@ def test_concurrent_single_file_requests_answer_as_alone(exported, mixed):
         for thread in threads:
             thread.join(60)
     served_rows = []
-    for number, path in enumerate(requests):
+    for number in range(len(requests)):
         status, body = answers[number]
         assert status == 200, body
         served_rows.append((body["predictions"][0]["transcript"],
