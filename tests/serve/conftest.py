@@ -60,3 +60,56 @@ def served(exported):
 
     with ServerThread(options(exported, body_limit=64 * 1024)) as server:
         yield server
+
+
+# ------------------------------------------------------ one tiny model of every kind
+
+
+def _load_helpers(name: str, path):
+    """A helper module of another test folder (its fixtures' data makers), by file path."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def all_kinds(tmp_path_factory, exported, lm_settings, sentiment_sample):
+    """`BASE` with sentiment, lm, translation and speech: tiny real models of every kind.
+
+    The data come from the other test folders' helpers (Tiny Shakespeare slice, the
+    reversed-digits pairs, the synthetic tone recordings); each model trains in seconds.
+    """
+    from pathlib import Path
+
+    from apps.lm import task as lm
+    from apps.speech import task as speech
+    from apps.translation import task as translation
+
+    tests = Path(__file__).resolve().parents[1]
+    digits = _load_helpers("translation_fixtures", tests / "translation" / "conftest.py")
+    sounds = _load_helpers("speech_helpers", tests / "speech" / "speech_helpers.py")
+    base = tmp_path_factory.mktemp("all_kinds")
+    shutil.copytree(exported / "sentiment", base / "sentiment")
+    work = tmp_path_factory.mktemp("all_kinds_runs")
+
+    run, _ = runner.train(lm.TASK, lm_settings(epochs=1), work / "lm", verbose=0)
+    runner.export(lm.TASK, run, base, "lm")
+
+    pairs = digits.write_pair(work / "digits", *digits.reversed_digits(400, 0))
+    settings = translation.TranslationSettings(
+        data=str(pairs), **{**digits.TINY, "units": 24, "embedding_dim": 24, "epochs": 6})
+    run, _ = runner.train(translation.TASK, settings, work / "translation", verbose=0)
+    runner.export(translation.TASK, run, base, "translation", beam_size=2)
+
+    manifest = sounds.write_corpus(work / "sounds", 24, 1, name="train.csv")
+    settings = speech.SpeechSettings(
+        data=str(manifest), **{**sounds.TINY, "epochs": 2, "units": 8, "conv_filters": 8})
+    run, _ = runner.train(speech.TASK, settings, work / "speech", verbose=0)
+    runner.export(speech.TASK, run, base, "speech")
+    return base
