@@ -79,37 +79,66 @@ def _load_helpers(name: str, path):
 
 
 @pytest.fixture(scope="session")
-def all_kinds(tmp_path_factory, exported, lm_settings, sentiment_sample):
+def all_kinds(tmp_path_factory, exported, shakespeare):
     """`BASE` with sentiment, lm, translation and speech: tiny real models of every kind.
 
-    The data come from the other test folders' helpers (Tiny Shakespeare slice, the
-    reversed-digits pairs, the synthetic tone recordings); each model trains in seconds.
+    The data come from the other test folders' helpers (a Tiny Shakespeare slice, the
+    reversed-digits pairs, the synthetic tone recordings, here at 16 kHz); each model
+    trains for an epoch or two: real graphs, not good models. `APPS_TEST_MODELS=DIR`
+    reuses a base this fixture filled before (for work on the page).
     """
+    import os
     from pathlib import Path
 
     from apps.lm import task as lm
     from apps.speech import task as speech
     from apps.translation import task as translation
 
+    reuse = os.environ.get("APPS_TEST_MODELS")
+    if reuse and all((Path(reuse) / kind).is_dir() for kind in KINDS):
+        return Path(reuse)
     tests = Path(__file__).resolve().parents[1]
     digits = _load_helpers("translation_fixtures", tests / "translation" / "conftest.py")
     sounds = _load_helpers("speech_helpers", tests / "speech" / "speech_helpers.py")
-    base = tmp_path_factory.mktemp("all_kinds")
-    shutil.copytree(exported / "sentiment", base / "sentiment")
+    base = Path(reuse) if reuse else tmp_path_factory.mktemp("all_kinds")
+    shutil.copytree(exported / "sentiment", base / "sentiment", dirs_exist_ok=True)
     work = tmp_path_factory.mktemp("all_kinds_runs")
 
-    run, _ = runner.train(lm.TASK, lm_settings(epochs=1), work / "lm", verbose=0)
+    (work / "train.txt").write_text(shakespeare[0][:6000], encoding="utf-8")
+    (work / "valid.txt").write_text(shakespeare[1][:3000], encoding="utf-8")
+    settings = lm.LanguageModelSettings(
+        data=str(work / "train.txt"), valid=str(work / "valid.txt"), tokenizer="char",
+        units=16, embedding_dim=8, batch_size=4, sequence_length=16, epochs=1, seed=1)
+    run, _ = runner.train(lm.TASK, settings, work / "lm", verbose=0)
     runner.export(lm.TASK, run, base, "lm")
 
-    pairs = digits.write_pair(work / "digits", *digits.reversed_digits(400, 0))
+    pairs = digits.write_pair(work / "digits", *digits.reversed_digits(160, 0))
     settings = translation.TranslationSettings(
-        data=str(pairs), **{**digits.TINY, "units": 24, "embedding_dim": 24, "epochs": 6})
+        data=str(pairs), **{**digits.TINY, "units": 8, "embedding_dim": 8, "epochs": 1})
     run, _ = runner.train(translation.TASK, settings, work / "translation", verbose=0)
     runner.export(translation.TASK, run, base, "translation", beam_size=2)
 
-    manifest = sounds.write_corpus(work / "sounds", 24, 1, name="train.csv")
-    settings = speech.SpeechSettings(
-        data=str(manifest), **{**sounds.TINY, "epochs": 2, "units": 8, "conv_filters": 8})
+    manifest = sounds.write_corpus(work / "sounds", 16, 1, rate=16000, name="train.csv")
+    settings = speech.SpeechSettings(data=str(manifest), **{
+        **sounds.TINY, "epochs": 1, "units": 8, "conv_filters": 4, "batch_size": 8})
     run, _ = runner.train(speech.TASK, settings, work / "speech", verbose=0)
     runner.export(speech.TASK, run, base, "speech")
     return base
+
+
+KINDS = ("sentiment", "lm", "translation", "speech")
+
+
+@pytest.fixture(scope="session")
+def kinds_server(tmp_path_factory, all_kinds):
+    """One server over every kind, plus `retired`: a sentiment copy a test may take away."""
+    from serve_helpers import ServerThread, options
+
+    base = tmp_path_factory.mktemp("kinds_served")
+    for child in all_kinds.iterdir():
+        if child.is_dir():
+            shutil.copytree(child, base / child.name)
+    shutil.copytree(all_kinds / "sentiment", base / "retired")
+    with ServerThread(options(base, request_timeout=60.0)) as server:
+        server.base = base
+        yield server
