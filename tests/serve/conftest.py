@@ -79,7 +79,7 @@ def _load_helpers(name: str, path):
 
 
 @pytest.fixture(scope="session")
-def all_kinds(tmp_path_factory, exported, shakespeare):
+def all_kinds(request, tmp_path_factory, shakespeare):
     """`BASE` with sentiment, lm, translation and speech: tiny real models of every kind.
 
     The data come from the other test folders' helpers (a Tiny Shakespeare slice, the
@@ -101,6 +101,7 @@ def all_kinds(tmp_path_factory, exported, shakespeare):
     digits = _load_helpers("translation_fixtures", tests / "translation" / "conftest.py")
     sounds = _load_helpers("speech_helpers", tests / "speech" / "speech_helpers.py")
     base = Path(reuse) if reuse else tmp_path_factory.mktemp("all_kinds")
+    exported = request.getfixturevalue("exported")
     shutil.copytree(exported / "sentiment", base / "sentiment", dirs_exist_ok=True)
     work = tmp_path_factory.mktemp("all_kinds_runs")
 
