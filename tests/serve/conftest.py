@@ -140,6 +140,34 @@ def kinds_server(tmp_path_factory, all_kinds):
         if child.is_dir():
             shutil.copytree(child, base / child.name)
     shutil.copytree(all_kinds / "sentiment", base / "retired")
+    save_toy_translator(base / "toy_translator" / "1")
     with ServerThread(options(base, request_timeout=60.0)) as server:
         server.base = base
         yield server
+
+
+def save_toy_translator(path):
+    """A translator-shaped SavedModel with n-best and attention outputs (the exported
+    translator has neither): it "translates" by reversing the words, the second best
+    keeps their order, and attention looks at the mirrored word."""
+    import tensorflow as tf
+
+    class ToyTranslator(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                      tf.TensorSpec(None, tf.int32, name="n_best")])
+        def translate(self, text, n_best):
+            words = tf.strings.split(text).to_tensor("")
+            length = tf.shape(words)[1]
+            backwards = tf.reverse(words, axis=[1])
+            sentences = tf.stack([tf.strings.reduce_join(backwards, axis=1, separator=" "),
+                                  tf.strings.reduce_join(words, axis=1, separator=" ")], axis=1)
+            keep = tf.minimum(tf.reduce_max(n_best), 2)
+            mirror = tf.reverse(tf.eye(length), axis=[1])
+            rows = tf.shape(text)[0]
+            return {"translations": tf.strings.strip(sentences[:, :keep]),
+                    "scores": tf.tile([[-0.5, -1.25]], [rows, 1])[:, :keep],
+                    "alignment": tf.tile(mirror[None], [rows, 1, 1]) * 0.8 + 0.05,
+                    "source_tokens": words, "target_tokens": backwards}
+
+    module = ToyTranslator()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.translate})

@@ -106,7 +106,8 @@ def test_page_lists_models_versions_and_a_panel_per_signature(page, kinds_server
     status, _ = http(f"{kinds_server.url}/ui/")
     assert status == 200
     listing = http(f"{kinds_server.url}/ui/models.json")[1]["models"]
-    assert {m["name"] for m in listing} == {"lm", "retired", "sentiment", "speech", "translation"}
+    assert {m["name"] for m in listing} == {"lm", "retired", "sentiment", "speech",
+                                           "toy_translator", "translation"}
     kinds = {(p.get_attribute("data-model"), p.get_attribute("data-signature")):
              p.get_attribute("data-kind") for p in page.find_elements(By.CSS_SELECTOR, "section.panel")}
     assert kinds[("sentiment", "serving_default")] == "classification"
@@ -225,6 +226,25 @@ def test_translation_panel_shows_the_rest_answer(page):
     assert result_text(section, ".translation") == answer["translation"]
     assert result_text(section, ".score") == f"score {answer['score']}"
     screenshot(section, "translation")
+
+
+def test_translation_panel_shows_n_best_and_attention(page):
+    section = panel(page, "toy_translator", "serving_default")
+    fill(section, "text", "der <b>Hund</b> rennt")
+    fill(section, "n_best", 2)
+    submit(page, section)
+    wait_for(page, lambda d: section.find_elements(By.CSS_SELECTOR, ".heatmap td"))
+    answer = rest_answer(*shown_request(section))
+    shown = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".translation")]
+    assert shown == answer["translations"] == ["rennt <b>Hund</b> der", "der <b>Hund</b> rennt"]
+    scores = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".score")]
+    assert scores == [f"score {value}" for value in answer["scores"]]
+    heads = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".heatmap thead th")]
+    assert heads[1:] == answer["source_tokens"]
+    cells = section.find_elements(By.CSS_SELECTOR, ".heatmap td")
+    assert len(cells) == 9 and cells[2].get_attribute("title").endswith(str(answer["alignment"][0][2]))
+    assert not section.find_elements(By.TAG_NAME, "b")  # markup in the output stays text
+    screenshot(section, "translation-attention")
 
 
 def wav_bytes(samples, rate, channels=1):

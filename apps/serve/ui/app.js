@@ -174,7 +174,8 @@ const DEFAULTS = {
   max_tokens: ["Max tokens", 80, 1, 0], temperature: ["Temperature", 0.8, 0.05, 0],
   top_k: ["Top-k (0: all)", 0, 1, 0], top_p: ["Top-p", 1, 0.05, 0, 1],
   seed: ["Seed", 1, 1, 0], beam_size: ["Beam size", 1, 1, 1],
-  max_length: ["Max length", 100, 1, 0],
+  max_length: ["Max length", 100, 1, 0], n_best: ["N-best", 2, 1, 1],
+  num_hypotheses: ["N-best", 2, 1, 1],
 };
 
 // Controls for every input but `skip`: numbers for numeric inputs, text otherwise.
