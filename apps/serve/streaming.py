@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PROMPT, MAX_TOKENS, TEXT, TOKENS = "prompt", "max_tokens", "text", "tokens"
 MAX_CHUNK = 16  # tokens per call once the stream is under way
+MAX_STREAM_TOKENS = 10_000  # the exported LM's own cap on one request
 
 
 def streamable(signature: Signature) -> bool:
@@ -81,8 +82,9 @@ async def stream(request: web.Request, service, loaded, signature: Signature,
     prompt = single(inputs, PROMPT)
     prompt = prompt.decode("utf-8") if isinstance(prompt, bytes) else str(prompt)
     wanted = int(single(inputs, MAX_TOKENS))
-    if wanted < 0:
-        raise InvalidArgument(f"{MAX_TOKENS} must be 0 or more, got {wanted}")
+    if not 0 <= wanted <= MAX_STREAM_TOKENS:
+        raise InvalidArgument(
+            f"{MAX_TOKENS} must be between 0 and {MAX_STREAM_TOKENS} for a stream, got {wanted}")
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache",
@@ -97,12 +99,12 @@ async def stream(request: web.Request, service, loaded, signature: Signature,
             count = min(chunk, wanted - produced)
             call = _with(_with(inputs, PROMPT, text.encode("utf-8")), MAX_TOKENS, count)
             outputs = await service.predict(loaded, signature, call)
+            # `text` is the prompt given plus what was generated, so it starts with ours
             longer = json_tensors.to_json(TEXT, np.asarray(outputs[TEXT]).reshape(-1))[0]
             made = int(np.asarray(outputs[TOKENS]).reshape(-1)[0]) if TOKENS in outputs \
                 else count
-            piece = longer[len(text):] if longer.startswith(text) else longer
-            text, produced, chunk = (longer if longer.startswith(text) else text + piece,
-                                     produced + made, min(chunk * 2, MAX_CHUNK))
+            piece = longer[len(text):]
+            text, produced, chunk = longer, produced + made, min(chunk * 2, MAX_CHUNK)
             if piece:
                 await response.write(event("token", {"text": piece}))
             if made < count:  # the model ended its text

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from apps.translation import decoding
 from apps.signature_inputs import parameter_spec, per_row
+from apps.translation import decoding
 from pipelines.inputters import TextInputter
 
 

@@ -81,7 +81,7 @@ def submit(driver, section):
 
 def shown_request(section):
     """(path, body) of the panel's curl command, as a shell would pass them."""
-    command = section.find_element(By.CSS_SELECTOR, "pre.curl-command").get_attribute("textContent")
+    command = result_text(section, "pre.curl-command")
     url = re.search(r"-X POST '([^']+)'", command).group(1)
     body = re.search(r"-d '(.*)'$", command, re.S).group(1).replace("'\\''", "'")
     return url, json.loads(body)
@@ -97,6 +97,11 @@ def result_text(section, selector):
     return section.find_element(By.CSS_SELECTOR, selector).get_attribute("textContent")
 
 
+def texts(section, selector):
+    found = section.find_elements(By.CSS_SELECTOR, selector)
+    return [element.get_attribute("textContent") for element in found]
+
+
 def screenshot(section, name):
     IMAGES.mkdir(parents=True, exist_ok=True)
     section.screenshot(str(IMAGES / f"playground-{name}.png"))
@@ -109,7 +114,8 @@ def test_page_lists_models_versions_and_a_panel_per_signature(page, kinds_server
     assert {m["name"] for m in listing} == {"lm", "retired", "sentiment", "speech",
                                            "toy_translator", "translation"}
     kinds = {(p.get_attribute("data-model"), p.get_attribute("data-signature")):
-             p.get_attribute("data-kind") for p in page.find_elements(By.CSS_SELECTOR, "section.panel")}
+             p.get_attribute("data-kind")
+             for p in page.find_elements(By.CSS_SELECTOR, "section.panel")}
     assert kinds[("sentiment", "serving_default")] == "classification"
     assert kinds[("lm", "generate")] == kinds[("lm", "serving_default")] == "generation"
     assert kinds[("lm", "score")] == "generic"
@@ -235,14 +241,13 @@ def test_translation_panel_shows_n_best_and_attention(page):
     submit(page, section)
     wait_for(page, lambda d: section.find_elements(By.CSS_SELECTOR, ".heatmap td"))
     answer = rest_answer(*shown_request(section))
-    shown = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".translation")]
-    assert shown == answer["translations"] == ["rennt <b>Hund</b> der", "der <b>Hund</b> rennt"]
-    scores = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".score")]
-    assert scores == [f"score {value}" for value in answer["scores"]]
-    heads = [e.get_attribute("textContent") for e in section.find_elements(By.CSS_SELECTOR, ".heatmap thead th")]
-    assert heads[1:] == answer["source_tokens"]
+    assert texts(section, ".translation") == answer["translations"] == [
+        "rennt <b>Hund</b> der", "der <b>Hund</b> rennt"]
+    assert texts(section, ".score") == [f"score {value}" for value in answer["scores"]]
+    assert texts(section, ".heatmap thead th")[1:] == answer["source_tokens"]
     cells = section.find_elements(By.CSS_SELECTOR, ".heatmap td")
-    assert len(cells) == 9 and cells[2].get_attribute("title").endswith(str(answer["alignment"][0][2]))
+    assert len(cells) == 9
+    assert cells[2].get_attribute("title").endswith(str(answer["alignment"][0][2]))
     assert not section.find_elements(By.TAG_NAME, "b")  # markup in the output stays text
     screenshot(section, "translation-attention")
 

@@ -152,7 +152,8 @@ class ScalarParameter(tf.Module):
 
 def test_a_scalar_input_is_warmed_up_with_a_scalar(tmp_path):
     module = ScalarParameter()
-    tf.saved_model.save(module, str(tmp_path / "cut" / "1"), signatures={"serving_default": module.cut})
+    tf.saved_model.save(module, str(tmp_path / "cut" / "1"),
+                        signatures={"serving_default": module.cut})
     loaded = load_version("cut", 1, tmp_path / "cut" / "1")
     assert np.shape(loaded.signatures["serving_default"].warm_up_inputs()["max_length"]) == ()
     warm_up(loaded)

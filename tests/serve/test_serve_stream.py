@@ -94,3 +94,6 @@ def test_refusals_are_json_errors_before_the_stream_starts(kinds_server):
     status, answer = call(f"{url}/lm:stream", {"signature_name": "generate", "instances": [
         {"prompt": p, "max_tokens": 3, **SAMPLING} for p in ("a", "b")]})
     assert status == 400 and "one prompt" in answer["error"]
+    status, answer = call(f"{url}/lm:stream", {"signature_name": "generate", "instances": [
+        {"prompt": "a", "max_tokens": 10**6, **SAMPLING}]})
+    assert status == 400 and "max_tokens must be between 0 and 10000" in answer["error"]
