@@ -220,6 +220,18 @@ def test_stop_ends_the_stream_and_the_work(page, kinds_server):
     assert batcher.calls == calls
 
 
+def test_a_refused_stream_is_one_sentence_in_the_panel(page):
+    section = panel(page, "lm", "serving_default")
+    fill(section, "prompt", "KING")
+    fill(section, "max_tokens", 20000)
+    submit(page, section)
+    wait_for(page, lambda d: section.find_element(By.CSS_SELECTOR, ".error").text)
+    url, body = shown_request(section)
+    status, answer = http(url, body)
+    assert status == 400
+    assert section.find_element(By.CSS_SELECTOR, ".error").text == answer["error"]
+
+
 def test_translation_panel_shows_the_rest_answer(page):
     section = panel(page, "translation", "translate")
     fill(section, "text", "3 1 4 1")

@@ -74,9 +74,16 @@ function curlCommand(path, body, stream) {
   return `curl ${flags} -X POST ${shellQuote(url)} -H 'Content-Type: application/json' -d ${shellQuote(JSON.stringify(body))}`;
 }
 
-// One sentence for the panel: the server's own message, first line, not too long.
+// One sentence for the panel: the server's own message, without TensorFlow's framing
+// (an assertion's text when the graph refused the input), first line, not too long.
 function sentence(message) {
-  const text = String(message || "The request failed.").split("\n")[0].trim();
+  const full = String(message || "The request failed.");
+  const asserted = full.match(/assertion failed: \[([^\]]*)\]/);
+  const lines = full.split("\n").map((line) => line.trim()).filter(Boolean);
+  const useful = lines.filter((line) =>
+    !/^(Graph execution error|Detected at node|<stack traces|\[\[\{\{node)/.test(line));
+  let text = asserted ? asserted[1] : (useful[0] || lines[0] || "The request failed.");
+  text = text.replace(/\s*\[Op:[^\]]*\]\s*$/, "");
   return text.length > 400 ? `${text.slice(0, 397)}...` : text;
 }
 
