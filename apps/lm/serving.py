@@ -4,6 +4,10 @@ Tokenisation and detokenisation run inside the graph on the CPU (the text inputt
 pins them there: SentencePiece has no GPU kernel), with only core TensorFlow and
 tensorflow-text ops:
 
+Every parameter (max_tokens, temperature, top_k, top_p, seed) is one value per prompt
+or one value for the whole request, so TF Serving's row form (`instances`: each input
+one per row) and its columnar form (`inputs`: a scalar parameter) both work.
+
 - `serving_default`: prompt, max_tokens, temperature -> text (prompt included). The
   generation loop is a `tf.while_loop` in the graph, so TF Serving needs no client loop.
 - `generate`: the same plus top_k, top_p and seed -> text, tokens, unknown (the
@@ -17,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps.lm import decoding
+from apps.signature_inputs import parameter_spec, per_row
 from pipelines.tokenizer import BOS_ID, PAD_ID, UNK_ID
 
 
@@ -40,23 +45,26 @@ def signatures(model, inputter) -> dict:
                 "tokens": tf.cast(new_ids.row_lengths(), tf.int32), "unknown": unknown}
 
     @tf.function(input_signature=[
-        _strings("prompt"), tf.TensorSpec([None], tf.int32, name="max_tokens"),
-        tf.TensorSpec([None], tf.float32, name="temperature")])
+        _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
+        parameter_spec(tf.float32, "temperature")])
     def serving_default(prompt, max_tokens, temperature):
         rows = tf.shape(prompt)[0]
         seed = tf.random.uniform([rows], maxval=tf.int64.max, dtype=tf.int64)
-        out = run_generation(prompt, max_tokens, temperature, tf.zeros([rows], tf.int32),
-                             tf.ones([rows], tf.float32), seed)
+        out = run_generation(prompt, per_row(max_tokens, rows, "max_tokens"),
+                             per_row(temperature, rows, "temperature"),
+                             tf.zeros([rows], tf.int32), tf.ones([rows], tf.float32), seed)
         return {"text": out["text"]}
 
     @tf.function(input_signature=[
-        _strings("prompt"), tf.TensorSpec([None], tf.int32, name="max_tokens"),
-        tf.TensorSpec([None], tf.float32, name="temperature"),
-        tf.TensorSpec([None], tf.int32, name="top_k"),
-        tf.TensorSpec([None], tf.float32, name="top_p"),
-        tf.TensorSpec([None], tf.int64, name="seed")])
+        _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
+        parameter_spec(tf.float32, "temperature"), parameter_spec(tf.int32, "top_k"),
+        parameter_spec(tf.float32, "top_p"), parameter_spec(tf.int64, "seed")])
     def generate(prompt, max_tokens, temperature, top_k, top_p, seed):
-        return run_generation(prompt, max_tokens, temperature, top_k, top_p, seed)
+        rows = tf.shape(prompt)[0]
+        return run_generation(prompt, per_row(max_tokens, rows, "max_tokens"),
+                              per_row(temperature, rows, "temperature"),
+                              per_row(top_k, rows, "top_k"), per_row(top_p, rows, "top_p"),
+                              per_row(seed, rows, "seed"))
 
     @tf.function(input_signature=[_strings("text")])
     def score(text):

@@ -201,6 +201,7 @@ def serve(
             f"REST on http://{host}:{server.rest_port}/v1/models/<name>, gRPC on "
             f"{host}:{server.grpc_port}. Ctrl-C or SIGTERM stops."
         )
+        click.echo(f"Playground: http://{host}:{server.rest_port}/ (try every model in a browser)")
 
     try:
         asyncio.run(server.run(started=started))

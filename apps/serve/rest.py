@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from aiohttp import HttpVersion11, web
 from google.protobuf import json_format
 
-from apps.serve import json_tensors
+from apps.serve import json_tensors, streaming, ui
 from apps.serve.errors import InvalidArgument, ServingError
 from apps.serve.service import Service, check_name, check_version
 from apps.serve.signatures import signature_def_map_json
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # TF Serving's patterns: a model, optionally a version or a label, then a verb or /metadata.
 MODEL = r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
 PREDICT = re.compile(MODEL + r":(?P<verb>predict|classify|regress)")
+STREAM = re.compile(MODEL + r":stream")  # apps serve's extension: server-sent events
 METADATA = re.compile(MODEL + r"/metadata")
 STATUS = re.compile(MODEL)
 SERVICE_KEY = web.AppKey("service", Service)
@@ -84,13 +85,17 @@ def _target(match: re.Match) -> tuple[str, int | None]:
     return name, check_version(unquote(version)) if version is not None else None
 
 
-async def handle(request: web.Request) -> web.Response:
+async def handle(request: web.Request) -> web.StreamResponse:
     """Route one request by TF Serving's path patterns; every failure is a JSON error."""
     service = request.app[SERVICE_KEY]
     path = request.rel_url.raw_path
     try:
         if request.method == "POST" and (match := PREDICT.fullmatch(path)):
             return await predict(request, service, match)
+        if request.method == "POST" and (match := STREAM.fullmatch(path)):
+            return await stream(request, service, match)
+        if request.method in ("GET", "HEAD") and ui.is_page(path):
+            return ui.page(path, service)
         if request.method == "GET" and (match := METADATA.fullmatch(path)):
             return metadata(service, match)
         if request.method == "GET" and (match := STATUS.fullmatch(path)):
@@ -133,6 +138,18 @@ async def predict(request: web.Request, service: Service, match: re.Match) -> we
     form, inputs = json_tensors.decode_request(document, signature)
     outputs = await service.predict(loaded, signature, inputs)
     return json_response(json_tensors.encode_response(form, outputs))
+
+
+async def stream(request: web.Request, service: Service, match: re.Match) -> web.StreamResponse:
+    """`:stream`: a predict body for a generation signature, answered as server-sent events."""
+    name, version = _target(match)
+    loaded = service.find(name, version)
+    body = await read_body(request, request.app[LIMIT_KEY])
+    document = json_tensors.parse_body(body)
+    signature = loaded.signature(json_tensors.signature_name_of(document))
+    streaming.check_streamable(signature)
+    _, inputs = json_tensors.decode_request(document, signature)
+    return await streaming.stream(request, service, loaded, signature, inputs)
 
 
 def _proto_json(message) -> dict:

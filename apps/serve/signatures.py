@@ -125,8 +125,15 @@ class Signature:
 
     @property
     def batchable(self) -> bool:
-        """Whether every input has an open batch dimension to concatenate along."""
-        return bool(self.inputs) and all(spec.has_batch_dim for spec in self.inputs.values())
+        """Whether requests may be concatenated along their first dimension.
+
+        Every input must have an open batch dimension, or an unknown rank: a parameter
+        that is one value per row or one per request (`int32[*]`). Whether a request
+        really has rows to stack is decided per request (`batching.batch_rows`).
+        """
+        return bool(self.inputs) and all(
+            spec.has_batch_dim or spec.shape is None for spec in self.inputs.values()
+        )
 
     def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Raise InvalidArgument unless `inputs` has every key with a compatible shape."""
@@ -170,10 +177,14 @@ class Signature:
             raise from_tf_error(exc) from exc
 
     def warm_up_inputs(self) -> dict[str, np.ndarray]:
-        """One row per input built from the declared dtype and shape (unknown dims are 1)."""
+        """One row per input built from the declared dtype and shape (unknown dims are 1).
+
+        A scalar input stays a scalar; an input of unknown rank gets one row.
+        """
         inputs = {}
         for key, spec in self.inputs.items():
-            shape = tuple(1 if d is None else d for d in (spec.shape or (1,)))
+            declared = (1,) if spec.shape is None else spec.shape
+            shape = tuple(1 if d is None else d for d in declared)
             if spec.dtype == tf.string:
                 value, dtype = WARM_UP_VALUES["string"], object
             elif spec.dtype.is_bool:

@@ -7,14 +7,17 @@ tensorflow-text ops.
 
 - `serving_default`: text [N] -> translation [N], score [N] (log-probability), with
   the beam size chosen at export (`assets/metadata.json` says which).
-- `translate`: text [N], beam_size [], max_length [] -> the same; what `apps
-  translation translate` and `evaluate` call on a SavedModel.
+- `translate`: text [N], beam_size, max_length -> the same; what `apps translation
+  translate` and `evaluate` call on a SavedModel. beam_size and max_length are one
+  value for the request (TF Serving's columnar form) or one per text (its row form,
+  `instances`); texts asking for different beam sizes are searched in groups.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from apps.signature_inputs import parameter_spec, per_row
 from apps.translation import decoding
 from pipelines.inputters import TextInputter
 
@@ -34,9 +37,33 @@ def signatures(trained, beam_size: int) -> dict:
         return run(text, int(beam_size), settings.max_length)
 
     @tf.function(input_signature=[TextInputter.input_spec("text"),
-                                  tf.TensorSpec([], tf.int32, name="beam_size"),
-                                  tf.TensorSpec([], tf.int32, name="max_length")])
+                                  parameter_spec(tf.int32, "beam_size"),
+                                  parameter_spec(tf.int32, "max_length")])
     def translate(text, beam_size, max_length):
-        return run(text, tf.maximum(beam_size, 1), tf.maximum(max_length, 0))
+        rows = tf.shape(text)[0]
+        beams = tf.maximum(per_row(beam_size, rows, "beam_size"), 1)
+        limits = tf.maximum(per_row(max_length, rows, "max_length"), 0)
+        return by_beam_size(run, text, beams, limits)
 
     return {"serving_default": serving_default, "translate": translate}
+
+
+def by_beam_size(run, text, beams, limits) -> dict:
+    """`run` once per distinct beam size (a search has one), each row answered in place."""
+    sizes, group = tf.unique(beams)
+
+    def body(i, translations, scores, rows):
+        members = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)
+        found = run(tf.gather(text, members), sizes[i], tf.gather(limits, members))
+        return (i + 1, translations.write(i, found["translation"]),
+                scores.write(i, found["score"]), rows.write(i, members))
+
+    def parts(dtype):
+        return tf.TensorArray(dtype, size=tf.size(sizes), infer_shape=False, element_shape=[None])
+
+    _, translations, scores, rows = tf.while_loop(
+        lambda i, *_: i < tf.size(sizes), body,
+        (0, parts(tf.string), parts(tf.float32), parts(tf.int32)))
+    order = tf.math.invert_permutation(rows.concat())
+    return {"translation": tf.gather(translations.concat(), order),
+            "score": tf.gather(scores.concat(), order)}

@@ -83,6 +83,16 @@ def test_exported_graphs_hold_only_tf_serving_ops(exported, op_registry):
         assert ops & text, "the tokeniser should be inside the graph"
 
 
+@pytest.mark.parametrize("kind", ["lm", "translation", "speech"])
+def test_every_kind_holds_only_tf_serving_ops(all_kinds, op_registry, kind):
+    """The per-row parameters (Assert, broadcasting, the translator's grouping by beam
+    size: Unique, InvertPermutation) are core ops too."""
+    core, text = op_registry
+    nodes, functions, _ = graph_nodes(all_kinds / kind / "1")
+    ops = {node.op for _, node in nodes} - functions
+    assert not ops - core - text, f"ops stock TF Serving lacks: {sorted(ops - core - text)}"
+
+
 def test_the_tokeniser_is_placed_on_the_cpu(exported, op_registry):
     _, text = op_registry
     nodes, _, meta_graph = graph_nodes(exported / "sentiment" / "1")
