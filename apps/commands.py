@@ -114,20 +114,3 @@ def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
         "TF Serving and `apps serve` pick it up from <model-base-path>/<name>/<version>/."))(
             export)
 
-
-def read_inputs(values: Sequence[str], input_file: str | None, what: str) -> list[str]:
-    """The arguments, or every line of --input FILE (- for stdin), blank lines included.
-
-    One output per input line, so line N of the output answers line N of the input.
-    """
-    if values and input_file:
-        raise click.UsageError(f"Give {what} as arguments or --input, not both.")
-    if input_file == "-":
-        return [line.rstrip("\r\n") for line in click.get_text_stream("stdin")]
-    if input_file:
-        from pipelines.sources import read_lines
-
-        return list(read_lines(Path(input_file)))
-    if not values:
-        raise click.UsageError(f"Give {what}, or --input FILE (- for stdin).")
-    return list(values)

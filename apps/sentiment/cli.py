@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, read_inputs, task_group
+from apps.commands import TaskTexts, task_group
 from apps.options import option
 from apps.sentiment import task
+from apps.textio import answer, echo_answers, read_inputs
 
 EXAMPLES = """
 \b
@@ -73,9 +73,7 @@ sentiment = task_group(task.TASK, TEXTS, evaluate_options=[
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per text.")
 def predict(model, texts, input_file, batch_size, as_json):
     """Classify texts with MODEL (run directory or exported SavedModel)."""
-    for row in task.predict(model, read_inputs(texts, input_file, "texts to classify"),
-                            batch_size):
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(f"{row['label']}\t{row['scores'][row['label']]:.3f}\t{row['text']}")
+    lines = read_inputs(texts, input_file, "texts to classify")
+    rows = answer(lines, lambda readable: task.predict(model, readable, batch_size))
+    echo_answers(rows, as_json, lambda row: f"{row['label']}\t{row['scores'][row['label']]:.3f}"
+                                            f"\t{row['text']}")

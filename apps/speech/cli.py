@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, read_inputs, task_group
+from apps.commands import TaskTexts, task_group
 from apps.options import option
 from apps.speech import task
+from apps.textio import answer, echo_answers, read_inputs
 
 EXAMPLES = """
 \b
@@ -69,16 +69,15 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
                        "alignment when decoding greedily): closer to 0 is surer.")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("wavs", nargs=-1)
-@click.option("--input", "input_file", help="File with one WAV path per line; - for stdin.")
+@click.option("--input", "input_file", help="File with one WAV path per line (one answer "
+              "per line); - for stdin.")
 @BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per file: {"path", "transcript", "score"}.')
 def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
     """Transcribe 16-bit PCM WAV files with MODEL (run directory or exported SavedModel)."""
-    paths = [path for path in read_inputs(wavs, input_file, "WAV files") if path.strip()]
-    for row in task.transcribe_files(model, paths, beam_size, batch_size):
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(f"{row['path']}\t{row['transcript']}")
+    lines = read_inputs(wavs, input_file, "WAV files").refuse_blank("no file to transcribe")
+    rows = answer(lines, lambda paths: task.transcribe_files(model, paths, beam_size,
+                                                             batch_size))
+    echo_answers(rows, as_json, lambda row: f"{row['path']}\t{row['transcript']}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from apps import runner
-from apps.commands import TaskTexts, read_inputs, task_group
+from apps.commands import TaskTexts, task_group
 from apps.options import option
+from apps.textio import answer, echo_answers, read_inputs
 from apps.translation import task, translate
 from apps.translation.attention import attention_weights, plot_attention
 
@@ -94,13 +94,15 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 def translate_command(model, sentences, input_file, beam_size, batch_size, as_json,
                       plot_attention):
     """Translate sentences with MODEL (run directory or exported SavedModel)."""
-    texts = read_inputs(sentences, input_file, "sentences to translate")
+    lines = read_inputs(sentences, input_file, "sentences to translate")
     trained = runner.load(task.TASK, model)
-    rows = translate.translate(trained, texts, beam_size, batch_size)
+    rows = answer(lines, lambda texts: translate.translate(trained, texts, beam_size,
+                                                           batch_size))
     if plot_attention:
-        plot_attention_for(trained, rows[0], plot_attention)
-    for row in rows:
-        click.echo(json.dumps(row, ensure_ascii=False) if as_json else row["translation"])
+        first = next((row for row in rows if "error" not in row), None)
+        if first is not None:
+            plot_attention_for(trained, first, plot_attention)
+    echo_answers(rows, as_json, lambda row: row["translation"])
 
 
 def plot_attention_for(trained, row, path: Path) -> None:

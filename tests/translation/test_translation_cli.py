@@ -117,3 +117,23 @@ def test_model_path_and_input_errors(tmp_path, tiny_export):
     for flag in ("--source-lang", "--attention", "--beam-size", "--label-smoothing",
                  "--separate-vocab", "--max-length", "--length-penalty"):
         assert flag in help_text
+
+
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_translate_keeps_lines_aligned_past_undecodable_input(tiny_export, tmp_path,
+                                                              from_stdin):
+    _, version = tiny_export
+    data = b"1 2 3\n" + "\xe9 \xe8\n".encode("latin-1") + b"4 5\n"
+    path = tmp_path / "sentences.txt"
+    path.write_bytes(data)
+    source = ["--input", "-" if from_stdin else path]
+    stdin = data if from_stdin else None
+    plain = run_cli("translation", "translate", version, *source, input=stdin)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines() == ["3 2 1", "", "5 4"]
+    assert "1 input line(s) have no answer (line 2" in plain.stderr
+    rows = [json.loads(line) for line in
+            run_cli("translation", "translate", version, *source, "--json",
+                    input=stdin).stdout.splitlines()]
+    assert [row.get("source") for row in rows] == ["1 2 3", None, "4 5"]
+    assert rows[1]["line"] == 2 and "not valid UTF-8" in rows[1]["error"]
