@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 import apps
+from apps.options import SectionedCommand, argument
 
 
 def _quiet_tensorflow(debug: bool) -> None:
@@ -82,8 +83,9 @@ Examples:
 """
 
 
-@cli.command(epilog=INFO_EXAMPLES)
-@click.argument("path", type=click.Path(path_type=Path))
+@cli.command(cls=SectionedCommand, epilog=INFO_EXAMPLES)
+@argument("path", type=click.Path(path_type=Path),
+          help="A run directory, an export's version directory, or a model base directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(path, as_json):
     """Describe PATH, a run directory or an exported SavedModel (or a model base

@@ -108,8 +108,8 @@ class EncoderSettings(Settings):
     bidirectional: bool = setting(True, "Also read right to left (encoders only).",
                                   section="model")
     embedding_dim: int = setting(128, "Token embedding size.", section="model")
-    dropout: float = setting(0.0, "Dropout rate on embeddings, between layers and before "
-                             "the output.", section="model")
+    dropout: float = setting(0.0, "Dropout rate on the encoder's input, between recurrent "
+                             "layers and before the output.", section="model")
     residual: bool = setting(False, "Residual connections between recurrent layers of "
                              "equal size.", section="model")
     implementation: str = setting(

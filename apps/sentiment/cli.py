@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
 from apps.sentiment import task
 from apps.textio import answer, echo_answers, read_inputs
 
@@ -63,10 +63,11 @@ sentiment = task_group(task.TASK, TEXTS, evaluate_options=[
 ])
 
 
-@sentiment.command(epilog="An empty text carries no evidence: it gets the training data's "
-                          "label frequencies as scores, so its label is the commonest class.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("texts", nargs=-1)
+@sentiment.command(cls=SectionedCommand, epilog=(
+    "An empty text carries no evidence: it gets the training data's label frequencies as "
+    "scores, so its label is the commonest class.\n\n" + examples_for(EXAMPLES, "predict")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("texts", nargs=-1, help="Texts to classify (or --input).")
 @click.option("--input", "input_file", help="File with one text per line (one answer per "
               "line, blank lines included); - for stdin.")
 @BATCH_SIZE

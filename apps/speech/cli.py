@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
 from apps.speech import task
 from apps.textio import answer, echo_answers, read_inputs
 
@@ -65,10 +65,12 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
                                                 "decodes greedily.")])
 
 
-@speech.command(epilog="The score is the log probability of the transcript (of its best "
-                       "alignment when decoding greedily): closer to 0 is surer.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("wavs", nargs=-1)
+@speech.command(cls=SectionedCommand, epilog=(
+    "The score is the log probability of the transcript (of its best alignment when "
+    "decoding greedily): closer to 0 is surer.\n\n" + examples_for(EXAMPLES, "transcribe")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("wavs", nargs=-1, help="16-bit PCM WAV files at the model's sample rate (or "
+          "--input).")
 @click.option("--input", "input_file", help="File with one WAV path per line (one answer "
               "per line); - for stdin.")
 @BEAM_SIZE

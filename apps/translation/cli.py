@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from apps import runner
-from apps.commands import TaskTexts, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
 from apps.textio import answer, echo_answers, read_inputs
 from apps.translation import task, translate
 from apps.translation.attention import attention_weights, plot_attention
@@ -76,11 +76,11 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 ])
 
 
-@translation.command("translate", epilog="An empty line translates to an empty line. A "
-                     "sentence longer than the model's --max-length tokens is cut, with a "
-                     "warning.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("sentences", nargs=-1)
+@translation.command("translate", cls=SectionedCommand, epilog=(
+    "An empty line translates to an empty line. A sentence longer than the model's "
+    "--max-length tokens is cut, with a warning.\n\n" + examples_for(EXAMPLES, "translate")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("sentences", nargs=-1, help="Sentences in the source language (or --input).")
 @click.option("--input", "input_file", help="File with one sentence per line (one "
               "translation per line, blank lines included); - for stdin.")
 @click.option("--beam-size", type=click.IntRange(min=1),
