@@ -22,6 +22,7 @@ from apps.options import (
     SectionedCommand,
     argument,
     examples_for,
+    field_option,
     option,
     settings_options,
     typed_flags,
@@ -94,8 +95,9 @@ def _evaluate(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
 
     evaluate = _with([
         argument("model", type=click.Path(path_type=Path), help=MODEL_HELP),
-        option("--data", required=True, help="Data to score: a file or tfds:NAME[:SPLIT] "
-               "(TFDS sets default to their test split)."),
+        option("--data", required=True, section="data", help="Data to score: a file or "
+               "tfds:NAME[:SPLIT] (TFDS sets default to their test split)."),
+        *[field_option(task.settings_class, key) for key in task.column_options],
         *options,
         option("--json", "as_json", is_flag=True, help="Print one JSON object."),
     ], evaluate)

@@ -9,7 +9,7 @@ import click
 
 from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.lm import generation, task
-from apps.options import SectionedCommand, argument, examples_for, option
+from apps.options import SectionedCommand, argument, examples_for
 
 EXAMPLES = """
 \b
@@ -50,9 +50,7 @@ TEXTS = TaskTexts(
     exported="signatures serving_default: prompt, max_tokens, temperature -> text; generate; "
              "score: text -> log_likelihood, tokens, chars",
 )
-lm = task_group(task.TASK, TEXTS, evaluate_options=[
-    option("--text-column", help="TFDS feature holding the text."),
-])
+lm = task_group(task.TASK, TEXTS)
 
 
 def unescape(text: str | None) -> str | None:

@@ -56,11 +56,7 @@ TEXTS = TaskTexts(
 )
 BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
                     help="Texts per batch.")
-sentiment = task_group(task.TASK, TEXTS, evaluate_options=[
-    option("--text-column", help="Column holding the text [default: guessed]."),
-    option("--label-column", help="Column holding the label [default: guessed]."),
-    BATCH_SIZE,
-])
+sentiment = task_group(task.TASK, TEXTS, evaluate_options=[BATCH_SIZE])
 
 
 @sentiment.command(cls=SectionedCommand, epilog=(

@@ -56,23 +56,23 @@ TEXTS = TaskTexts(
     exported="signatures serving_default: text -> translation, score; translate: text, "
              "beam_size, max_length -> translation, score",
 )
-BEAM_SIZE = option("--beam-size", type=int, help="Beam width (1: greedy) [default: the "
-                   "model's own].", section="decoding")
+
+
+def beam_size_option(help: str):  # noqa: A002
+    """--beam-size, declared once: a positive whole number; `help` says what it sets."""
+    return option("--beam-size", type=click.IntRange(min=1), help=help, section="decoding")
+
+
+BEAM_SIZE = beam_size_option("Beam width (1: greedy) [default: the model's own].")
 BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
                     help="Sentences per batch.")
-LANGUAGES = [
-    option("--source-lang", help="Source language code [default: the model's]."),
-    option("--target-lang", help="Target language code [default: the model's]."),
-    option("--source-column", help="Column holding the source [default: guessed]."),
-    option("--target-column", help="Column holding the target [default: guessed]."),
-]
 translation = task_group(task.TASK, TEXTS, evaluate_options=[
-    *LANGUAGES, BEAM_SIZE, BATCH_SIZE,
+    BEAM_SIZE, BATCH_SIZE,
     option("--output", type=click.Path(dir_okay=False),
            help="Also write the translations to this file, one a line."),
 ], export_options=[
-    option("--beam-size", type=click.IntRange(min=1), help="Beam width of serving_default "
-           "(kept in assets/metadata.json) [default: the run's --beam-size]."),
+    beam_size_option("Beam width of serving_default (kept in assets/metadata.json) "
+                     "[default: the run's --beam-size]."),
 ])
 
 
@@ -83,8 +83,7 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 @argument("sentences", nargs=-1, help="Sentences in the source language (or --input).")
 @click.option("--input", "input_file", help="File with one sentence per line (one "
               "translation per line, blank lines included); - for stdin.")
-@click.option("--beam-size", type=click.IntRange(min=1),
-              help="Beam width (1: greedy) [default: the model's own].")
+@BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per sentence: {"source", "translation", "score"}.')
