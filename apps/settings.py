@@ -18,10 +18,10 @@ from typing import Any
 
 from apps.config import require
 from apps.errors import ConfigError
+from pipelines.tokenizer import MODEL_TYPES as TOKENIZER_TYPES
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 CELLS = ("rnn", "lstm", "gru")
-TOKENIZER_TYPES = ("unigram", "bpe", "char", "word")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
