@@ -75,7 +75,7 @@ def unescape(text: str | None) -> str | None:
                    "(1: off).")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Sample i uses seed + i: the same seed gives the same text.")
-@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--num-samples", type=int, default=1, show_default=True,
               help="Texts to generate from the prompt, one after another (sample i uses "
                    "seed + i).")
 @click.option("--stop", help="End a sample where this text appears (left out); \\n is a "

@@ -9,9 +9,10 @@ import click
 from apps import runner
 from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.options import SectionedCommand, argument, examples_for, option
+from apps.plots import plot_attention
 from apps.textio import answer, echo_answers, read_inputs
 from apps.translation import task, translate
-from apps.translation.attention import attention_weights, plot_attention
+from apps.translation.attention import attention_weights
 
 EXAMPLES = """
 \b
