@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 
 import apps
+from apps.options import SectionedCommand, argument
 
 
 def _quiet_tensorflow(debug: bool) -> None:
@@ -69,6 +72,34 @@ def cli(ctx, debug):
                         format="%(levelname)s %(message)s")
     if not debug:  # TensorFlow's Python logger repeats what our own lines say
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+INFO_EXAMPLES = """
+\b
+Examples:
+  apps info runs/mr
+  apps info saved_models/translation/3 --json
+  apps info saved_models/lm              # the newest version
+"""
+
+
+@cli.command(cls=SectionedCommand, epilog=INFO_EXAMPLES)
+@argument("path", type=click.Path(path_type=Path),
+          help="A run directory, an export's version directory, or a model base directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(path, as_json):
+    """Describe PATH, a run directory or an exported SavedModel (or a model base
+    directory: its newest version).
+
+    The task, the settings and what `auto` became (precision, recurrence, strategy),
+    the tokenizers, the validation metrics, the parameter count and layer shapes, and
+    every serving signature with its inputs and outputs.
+    """
+    from apps import info as information
+
+    found = information.describe(path)
+    click.echo(json.dumps(found, ensure_ascii=False, indent=2) if as_json
+               else information.format_info(found))
 
 
 def _register() -> None:

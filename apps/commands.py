@@ -18,8 +18,19 @@ import click
 
 from apps import runner
 from apps.config import resolve
-from apps.options import SectionedCommand, option, settings_options, typed_flags
+from apps.options import (
+    SectionedCommand,
+    argument,
+    examples_for,
+    field_option,
+    option,
+    settings_options,
+    typed_flags,
+)
 from apps.task import Task
+
+MODEL_HELP = ("A run directory, an exported SavedModel version, or a model base directory "
+              "(saved_models/NAME: its newest version).")
 
 
 @dataclass
@@ -72,7 +83,8 @@ def _train(task: Task, texts: TaskTexts) -> click.Command:
                help="Replace what --output holds instead of resuming."),
         option("--quiet", is_flag=True, help="No progress bars."),
     ], train)
-    return click.command("train", cls=SectionedCommand, help=texts.train_help)(train)
+    return click.command("train", cls=SectionedCommand, help=texts.train_help,
+                         epilog=examples_for(texts.examples, "train"))(train)
 
 
 def _evaluate(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
@@ -82,13 +94,15 @@ def _evaluate(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
                    else texts.show_report(report))
 
     evaluate = _with([
-        click.argument("model", type=click.Path(path_type=Path)),
-        option("--data", required=True, help="Data to score: a file or tfds:NAME[:SPLIT] "
-               "(TFDS sets default to their test split)."),
+        argument("model", type=click.Path(path_type=Path), help=MODEL_HELP),
+        option("--data", required=True, section="data", help="Data to score: a file or "
+               "tfds:NAME[:SPLIT] (TFDS sets default to their test split)."),
+        *[field_option(task.settings_class, key) for key in task.column_options],
         *options,
         option("--json", "as_json", is_flag=True, help="Print one JSON object."),
     ], evaluate)
-    return click.command("evaluate", cls=SectionedCommand, help=(
+    return click.command("evaluate", cls=SectionedCommand,
+                         epilog=examples_for(texts.examples, "evaluate"), help=(
         f"Score MODEL (a run directory or an exported SavedModel) on held-out data.\n\n"
         f"The {task.title}'s metrics, as `train` reports them for the validation data."))(
             evaluate)
@@ -100,7 +114,8 @@ def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
         click.echo(f"Exported {path} ({texts.exported})")
 
     export = _with([
-        click.argument("run_dir", type=click.Path(path_type=Path)),
+        argument("run_dir", type=click.Path(path_type=Path),
+                 help="A finished (or interrupted) training run directory."),
         option("--model-base-path", type=click.Path(path_type=Path), default="saved_models",
                show_default=True, help="Root of the TF Serving layout <name>/<version>/."),
         option("--name", default=task.name, show_default=True, help="Model name."),
@@ -109,25 +124,9 @@ def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
                help="Hold cuDNN kernels (fastest on GPU hosts, unusable on CPU hosts). "
                     "By default the export holds a recurrence every host runs."),
     ], export)
-    return click.command("export", cls=SectionedCommand, help=(
+    return click.command("export", cls=SectionedCommand,
+                         epilog=examples_for(texts.examples, "export"), help=(
         "Export RUN_DIR's best model as the next SavedModel version (atomic).\n\n"
         "TF Serving and `apps serve` pick it up from <model-base-path>/<name>/<version>/."))(
             export)
 
-
-def read_inputs(values: Sequence[str], input_file: str | None, what: str) -> list[str]:
-    """The arguments, or every line of --input FILE (- for stdin), blank lines included.
-
-    One output per input line, so line N of the output answers line N of the input.
-    """
-    if values and input_file:
-        raise click.UsageError(f"Give {what} as arguments or --input, not both.")
-    if input_file == "-":
-        return [line.rstrip("\r\n") for line in click.get_text_stream("stdin")]
-    if input_file:
-        from pipelines.sources import read_lines
-
-        return list(read_lines(Path(input_file)))
-    if not values:
-        raise click.UsageError(f"Give {what}, or --input FILE (- for stdin).")
-    return list(values)

@@ -151,7 +151,8 @@ def export_saved_model(
             archive.add_endpoint(endpoint, function)
         archive.write_out(str(tmp), verbose=False)
         (tmp / METADATA).parent.mkdir(exist_ok=True)
-        full = {**metadata, "signatures": sorted(endpoints), "exported_at":
+        full = {**metadata, "resolved": resolution(metadata),
+                "signatures": sorted(endpoints), "exported_at":
                 time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
         (tmp / METADATA).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
@@ -182,6 +183,14 @@ def recurrence_metadata(recurrence: str) -> dict[str, Any]:
     """What `assets/metadata.json` says of the recurrence the graph holds, at its top."""
     hosts = ["gpu"] if recurrence == "cudnn" else ["cpu", "gpu"]
     return {"recurrence": recurrence, "runs_on": hosts}
+
+
+def resolution(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What `auto` became: while training (the run's config.json) and in this graph
+    (float32 weights and products whatever the training precision; its recurrence)."""
+    config = metadata.get("config") or {}
+    return {"training": dict(config.get("resolved") or {}),
+            "serving": {"precision": "float32", "recurrence": metadata.get("recurrence")}}
 
 
 def check_runs_here(metadata: dict[str, Any], path: Path) -> None:

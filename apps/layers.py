@@ -27,10 +27,10 @@ import keras
 import tensorflow as tf
 
 from apps import recurrence
+from apps.settings import IMPLEMENTATIONS
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 POOLINGS = ("last", "mean", "max", "attention")
-IMPLEMENTATIONS = ("auto", "keras", "fused")
 RECURRENCES = ("fused", "cudnn")  # what an exported graph holds
 
 _traced = contextvars.ContextVar("traced_recurrence", default=None)

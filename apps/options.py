@@ -8,41 +8,74 @@ default: the help text shows the task's real default, and only typed flags overr
 from __future__ import annotations
 
 import dataclasses
+import typing
+from typing import Literal
 
 import click
 
+from apps.config import field_types
 from apps.settings import field_metadata
 
-SECTIONS = ("data", "tokenizer", "model", "decoding", "training", "hardware", "run")
-SECTION_TITLES = {"data": "Data", "tokenizer": "Tokenizer", "model": "Model",
-                  "decoding": "Decoding", "training": "Training", "hardware": "Hardware",
-                  "run": "Run"}
+SECTIONS = ("data", "tokenizer", "model", "decoding", "training", "hardware",
+            "run", "options")
+SECTION_TITLES = {"data": "Data options",
+                  "tokenizer": "Tokenizer options", "model": "Model options",
+                  "decoding": "Decoding options", "training": "Training options",
+                  "hardware": "Hardware options", "run": "Run options", "options": "Options"}
+
+
+def argument(*declarations, help: str, **attributes):  # noqa: A002
+    """click.argument whose --help line says what it is (click lists these under
+    "Positional arguments")."""
+    return click.argument(*declarations, help=help, **attributes)
 
 
 class SectionedCommand(click.Command):
-    """--help with options grouped under Data / Tokenizer / Model / Training / Run."""
+    """--help with options grouped under Data / Tokenizer / Model / Training / Run (a
+    command without sections: one "Options" list); arguments are listed by click."""
 
     def format_options(self, ctx, formatter):
         groups: dict[str, list] = {}
         for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
+            record = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
             if record is not None:
-                section = getattr(param, "section", None) or "run"
+                section = getattr(param, "section", None) or "options"
                 groups.setdefault(section, []).append(record)
         for section in sorted(groups, key=lambda s: SECTIONS.index(s) if s in SECTIONS else 99):
-            with formatter.section(SECTION_TITLES.get(section, section.title()) + " options"):
+            with formatter.section(SECTION_TITLES.get(section, section.title() + " options")):
                 formatter.write_dl(groups[section])
 
 
-def _click_type(field: dataclasses.Field, choices):
-    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
-    kind = kind.replace("| None", "").strip()
+def examples_for(examples: str, *verbs: str) -> str:
+    """The lines of a group's examples that run one of `verbs`, as a command's epilog.
+
+    An example starts with `  apps ...` and may go on over lines ending in a backslash.
+    """
+    picked, keep = [], False
+    for line in examples.strip("\n").splitlines():
+        if line.startswith("  apps "):
+            words = line.split()
+            keep = len(words) > 2 and words[2] in verbs
+        elif not line.startswith("    "):
+            keep = False
+        if keep:
+            picked.append(line)
+    if not picked:
+        return ""
+    return "\b\nExamples:\n" + "\n".join(picked)
+
+
+def _click_type(settings_class, name: str, choices):
+    """The click type of a field's flag, from its real type (`apps.config.field_types`)."""
+    kind, _optional = field_types(settings_class)[name]
     if choices:
         return click.Choice(choices)
-    return {"int": int, "float": float}.get(kind, str)
+    if typing.get_origin(kind) is Literal:
+        return click.Choice([str(choice) for choice in typing.get_args(kind)])
+    return {int: int, float: float}.get(kind, str)
 
 
-def option(*declarations, section: str = "run", **attributes):
+def option(*declarations, section: str = "options", **attributes):
     """click.option that remembers the --help section it belongs to."""
 
     def decorate(command):
@@ -53,24 +86,28 @@ def option(*declarations, section: str = "run", **attributes):
     return decorate
 
 
+def field_option(settings_class, name: str, **changes):
+    """The flag of one settings field, as `train` declares it (help, type, choices,
+    section); `changes` override click attributes (another command may say more)."""
+    field = next(f for f in dataclasses.fields(settings_class) if f.name == name)
+    meta = field_metadata(settings_class, name)
+    flag = "--" + name.replace("_", "-")
+    default = field.default
+    if field_types(settings_class)[name][0] is bool:
+        return option(f"{flag}/--no-{flag[2:]}", name, default=None, section=meta["section"],
+                      help=f"{meta['help']}  [default: {'on' if default else 'off'}]",
+                      **changes)
+    shown = "" if default in (None, "") else f"  [default: {default}]"
+    attributes = dict(type=_click_type(settings_class, name, meta["choices"]), default=None,
+                      section=meta["section"], help=meta["help"] + shown)
+    return option(flag, name, **{**attributes, **changes})
+
+
 def settings_options(settings_class):
     """Decorator: one flag per field of `settings_class` whose metadata says `flag`."""
-    decorators = []
-    for field in dataclasses.fields(settings_class):
-        meta = field_metadata(settings_class, field.name)
-        if not meta["flag"]:
-            continue
-        name = "--" + field.name.replace("_", "-")
-        default = field.default
-        if field.type in ("bool", bool):
-            decorators.append(option(
-                f"{name}/--no-{name[2:]}", field.name, default=None, section=meta["section"],
-                help=f"{meta['help']}  [default: {'on' if default else 'off'}]"))
-            continue
-        shown = "" if default is None else f"  [default: {default}]"
-        decorators.append(option(name, field.name, type=_click_type(field, meta["choices"]),
-                                 default=None, section=meta["section"],
-                                 help=meta["help"] + shown))
+    decorators = [field_option(settings_class, field.name)
+                  for field in dataclasses.fields(settings_class)
+                  if field_metadata(settings_class, field.name)["flag"]]
 
     def decorate(command):
         for decorator in reversed(decorators):

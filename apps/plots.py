@@ -1,4 +1,4 @@
-"""PNG plots for run directories: training curves and confusion matrices."""
+"""PNG plots: training curves, confusion matrices and attention heatmaps."""
 
 from __future__ import annotations
 
@@ -51,6 +51,22 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
         for j, count in enumerate(row):
             axis.text(j, i, str(count), ha="center", va="center",
                       color="white" if count > peak / 2 else "black")
+    fig.colorbar(image, ax=axis, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_attention(source_pieces, target_pieces, weights, path: Path) -> Path:
+    """A heatmap of attention weights: source pieces across, target pieces down."""
+    fig, axis = plt.subplots(figsize=(max(4.0, 0.45 * len(source_pieces) + 2),
+                                      max(3.0, 0.4 * len(target_pieces) + 1.5)))
+    image = axis.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    axis.set_xticks(range(len(source_pieces)), source_pieces, rotation=60, ha="right")
+    axis.set_yticks(range(len(target_pieces)), target_pieces)
+    axis.set_xlabel("source pieces")
+    axis.set_ylabel("target pieces")
     fig.colorbar(image, ax=axis, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -24,7 +24,9 @@ from apps import distribute, layers, plots, precision, training
 from apps import export as exporting
 from apps.config import to_dict
 from apps.errors import AppError, DataError, ModelPathError
+from apps.info import print_model_summary
 from apps.layout import locate_model
+from apps.resolution import resolved_settings
 from apps.task import Task, Trained, TrainingPlan
 from pipelines.tokenizer import quiet_native_logs
 
@@ -48,7 +50,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     strategy = distribute.make_strategy(settings.strategy, settings.tpu)
     output = Path(output or default_output(task))
     workdir = distribute.worker_directory(output, strategy)
-    config = {"task": task.name, **to_dict(settings)}
+    config = {"task": task.name, **to_dict(settings),
+              "resolved": resolved_settings(settings, strategy, task.bfloat16_cpus)}
     run, resuming = training.open_run(workdir, config, overwrite)
     train_examples, valid_examples = task.read_training_data(settings)
     training.set_seed(settings.seed)
@@ -68,6 +71,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
         steps = int(train_data.cardinality())
         with strategy.scope():
             model = task.build_model(settings, inputters)
+            print_model_summary(model, verbose)
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
                 train_data, valid_data, steps if steps > 0 else None, clock, replicas))

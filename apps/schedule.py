@@ -20,9 +20,10 @@ import tensorflow as tf
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Peak `learning_rate` after `warmup_steps`, zero at `total_steps` or `budget_seconds`.
 
-    `clock` is the runner's training clock (`apps.training.TrainingClock`): a variable
-    holding the seconds trained so far, an interrupted run's included, so the graph
-    reads time without a timestamp op (TensorFlow's op determinism forbids those).
+    `clock` is the runner's training clock: a float64 variable that `apps.runner.train`
+    creates and `apps.training.ResumableTraining` sets before every batch to the
+    seconds trained so far (an interrupted run's included), so the graph reads time
+    without a timestamp op (TensorFlow's op determinism forbids those).
     """
 
     def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0,

@@ -18,10 +18,10 @@ from typing import Any
 
 from apps.config import require
 from apps.errors import ConfigError
+from pipelines.tokenizer import MODEL_TYPES as TOKENIZER_TYPES
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 CELLS = ("rnn", "lstm", "gru")
-TOKENIZER_TYPES = ("unigram", "bpe", "char", "word")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -108,8 +108,8 @@ class EncoderSettings(Settings):
     bidirectional: bool = setting(True, "Also read right to left (encoders only).",
                                   section="model")
     embedding_dim: int = setting(128, "Token embedding size.", section="model")
-    dropout: float = setting(0.0, "Dropout rate on embeddings, between layers and before "
-                             "the output.", section="model")
+    dropout: float = setting(0.0, "Dropout rate on the encoder's input, between recurrent "
+                             "layers and before the output.", section="model")
     residual: bool = setting(False, "Residual connections between recurrent layers of "
                              "equal size.", section="model")
     implementation: str = setting(

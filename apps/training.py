@@ -36,7 +36,7 @@ from apps.layout import atomic_write_text
 log = logging.getLogger(__name__)
 
 # Settings that may differ between a run and its resumption (where and how fast it runs).
-RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit"}
+RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit", "resolved"}
 
 
 @dataclass(frozen=True)

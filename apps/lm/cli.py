@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, task_group
+from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.lm import generation, task
-from apps.options import option
+from apps.options import SectionedCommand, argument, examples_for
 
 EXAMPLES = """
 \b
@@ -50,9 +50,7 @@ TEXTS = TaskTexts(
     exported="signatures serving_default: prompt, max_tokens, temperature -> text; generate; "
              "score: text -> log_likelihood, tokens, chars",
 )
-lm = task_group(task.TASK, TEXTS, evaluate_options=[
-    option("--text-column", help="TFDS feature holding the text."),
-])
+lm = task_group(task.TASK, TEXTS)
 
 
 def unescape(text: str | None) -> str | None:
@@ -63,8 +61,8 @@ def unescape(text: str | None) -> str | None:
         .replace("\0", "\\")
 
 
-@lm.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@lm.command(cls=SectionedCommand, epilog=examples_for(EXAMPLES, "generate"))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.option("--prompt", default="", help="Text to continue (may be empty).")
 @click.option("--max-tokens", type=int, default=200, show_default=True,
               help="New tokens per sample.")
@@ -77,7 +75,9 @@ def unescape(text: str | None) -> str | None:
                    "(1: off).")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Sample i uses seed + i: the same seed gives the same text.")
-@click.option("--num-samples", type=int, default=1, show_default=True)
+@click.option("--num-samples", type=int, default=1, show_default=True,
+              help="Texts to generate from the prompt, one after another (sample i uses "
+                   "seed + i).")
 @click.option("--stop", help="End a sample where this text appears (left out); \\n is a "
               "newline.")
 @click.option("--json", "as_json", is_flag=True,

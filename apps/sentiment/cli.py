@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, read_inputs, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
 from apps.sentiment import task
+from apps.textio import answer, echo_answers, read_inputs
 
 EXAMPLES = """
 \b
@@ -56,26 +56,21 @@ TEXTS = TaskTexts(
 )
 BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
                     help="Texts per batch.")
-sentiment = task_group(task.TASK, TEXTS, evaluate_options=[
-    option("--text-column", help="Column holding the text [default: guessed]."),
-    option("--label-column", help="Column holding the label [default: guessed]."),
-    BATCH_SIZE,
-])
+sentiment = task_group(task.TASK, TEXTS, evaluate_options=[BATCH_SIZE])
 
 
-@sentiment.command(epilog="An empty text carries no evidence: it gets the training data's "
-                          "label frequencies as scores, so its label is the commonest class.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("texts", nargs=-1)
+@sentiment.command(cls=SectionedCommand, epilog=(
+    "An empty text carries no evidence: it gets the training data's label frequencies as "
+    "scores, so its label is the commonest class.\n\n" + examples_for(EXAMPLES, "predict")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("texts", nargs=-1, help="Texts to classify (or --input).")
 @click.option("--input", "input_file", help="File with one text per line (one answer per "
               "line, blank lines included); - for stdin.")
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per text.")
 def predict(model, texts, input_file, batch_size, as_json):
     """Classify texts with MODEL (run directory or exported SavedModel)."""
-    for row in task.predict(model, read_inputs(texts, input_file, "texts to classify"),
-                            batch_size):
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(f"{row['label']}\t{row['scores'][row['label']]:.3f}\t{row['text']}")
+    lines = read_inputs(texts, input_file, "texts to classify")
+    rows = answer(lines, lambda readable: task.predict(model, readable, batch_size))
+    echo_answers(rows, as_json, lambda row: f"{row['label']}\t{row['scores'][row['label']]:.3f}"
+                                            f"\t{row['text']}")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from apps.commands import TaskTexts, read_inputs, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
 from apps.speech import task
+from apps.textio import answer, echo_answers, read_inputs
 
 EXAMPLES = """
 \b
@@ -67,11 +67,14 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
                                                 "decodes greedily.")])
 
 
-@speech.command(epilog="The score is the log probability of the transcript (of its best "
-                       "alignment when decoding greedily): closer to 0 is surer.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("wavs", nargs=-1)
-@click.option("--input", "input_file", help="File with one audio path per line; - for stdin.")
+@speech.command(cls=SectionedCommand, epilog=(
+    "The score is the log probability of the transcript (of its best alignment when "
+    "decoding greedily): closer to 0 is surer.\n\n" + examples_for(EXAMPLES, "transcribe")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("wavs", nargs=-1, help="Audio files: WAV, FLAC, OGG/Vorbis or NIST SPHERE (or "
+          "--input).")
+@click.option("--input", "input_file", help="File with one audio path per line (one answer "
+              "per line); - for stdin.")
 @BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
@@ -79,9 +82,7 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
 def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
     """Transcribe audio files (WAV, FLAC, OGG/Vorbis, NIST SPHERE) with MODEL (run directory
     or exported SavedModel); other rates are resampled, stereo is mixed down."""
-    paths = [path for path in read_inputs(wavs, input_file, "audio files") if path.strip()]
-    for row in task.transcribe_files(model, paths, beam_size, batch_size):
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(f"{row['path']}\t{row['transcript']}")
+    lines = read_inputs(wavs, input_file, "audio files").refuse_blank("no file to transcribe")
+    rows = answer(lines, lambda paths: task.transcribe_files(model, paths, beam_size,
+                                                             batch_size))
+    echo_answers(rows, as_json, lambda row: f"{row['path']}\t{row['transcript']}")

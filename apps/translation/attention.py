@@ -7,8 +7,6 @@ pieces down, the end id included). A run directory only: a SavedModel serves tex
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
 
@@ -32,20 +30,3 @@ def attention_weights(trained: Trained, source: str, translation: str):
     pieces = lambda tokenizer, ids: [tokenizer.id_to_piece(i) for i in ids]  # noqa: E731
     return (pieces(source_inputter.tokenizer, source_ids),
             pieces(target_inputter.tokenizer, target_ids), np.asarray(weights[0]))
-
-
-def plot_attention(source_pieces, target_pieces, weights, path: Path) -> Path:
-    from apps.plots import plt
-
-    fig, axis = plt.subplots(figsize=(max(4.0, 0.45 * len(source_pieces) + 2),
-                                      max(3.0, 0.4 * len(target_pieces) + 1.5)))
-    image = axis.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    axis.set_xticks(range(len(source_pieces)), source_pieces, rotation=60, ha="right")
-    axis.set_yticks(range(len(target_pieces)), target_pieces)
-    axis.set_xlabel("source pieces")
-    axis.set_ylabel("target pieces")
-    fig.colorbar(image, ax=axis, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)

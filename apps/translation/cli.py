@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from apps import runner
-from apps.commands import TaskTexts, read_inputs, task_group
-from apps.options import option
+from apps.commands import MODEL_HELP, TaskTexts, task_group
+from apps.options import SectionedCommand, argument, examples_for, option
+from apps.plots import plot_attention
+from apps.textio import answer, echo_answers, read_inputs
 from apps.translation import task, translate
-from apps.translation.attention import attention_weights, plot_attention
+from apps.translation.attention import attention_weights
 
 EXAMPLES = """
 \b
@@ -56,35 +57,34 @@ TEXTS = TaskTexts(
     exported="signatures serving_default: text -> translation, score; translate: text, "
              "beam_size, max_length -> translation, score",
 )
-BEAM_SIZE = option("--beam-size", type=int, help="Beam width (1: greedy) [default: the "
-                   "model's own].", section="decoding")
+
+
+def beam_size_option(help: str):  # noqa: A002
+    """--beam-size, declared once: a positive whole number; `help` says what it sets."""
+    return option("--beam-size", type=click.IntRange(min=1), help=help, section="decoding")
+
+
+BEAM_SIZE = beam_size_option("Beam width (1: greedy) [default: the model's own].")
 BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
                     help="Sentences per batch.")
-LANGUAGES = [
-    option("--source-lang", help="Source language code [default: the model's]."),
-    option("--target-lang", help="Target language code [default: the model's]."),
-    option("--source-column", help="Column holding the source [default: guessed]."),
-    option("--target-column", help="Column holding the target [default: guessed]."),
-]
 translation = task_group(task.TASK, TEXTS, evaluate_options=[
-    *LANGUAGES, BEAM_SIZE, BATCH_SIZE,
+    BEAM_SIZE, BATCH_SIZE,
     option("--output", type=click.Path(dir_okay=False),
            help="Also write the translations to this file, one a line."),
 ], export_options=[
-    option("--beam-size", type=click.IntRange(min=1), help="Beam width of serving_default "
-           "(kept in assets/metadata.json) [default: the run's --beam-size]."),
+    beam_size_option("Beam width of serving_default (kept in assets/metadata.json) "
+                     "[default: the run's --beam-size]."),
 ])
 
 
-@translation.command("translate", epilog="An empty line translates to an empty line. A "
-                     "sentence longer than the model's --max-length tokens is cut, with a "
-                     "warning.")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("sentences", nargs=-1)
+@translation.command("translate", cls=SectionedCommand, epilog=(
+    "An empty line translates to an empty line. A sentence longer than the model's "
+    "--max-length tokens is cut, with a warning.\n\n" + examples_for(EXAMPLES, "translate")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("sentences", nargs=-1, help="Sentences in the source language (or --input).")
 @click.option("--input", "input_file", help="File with one sentence per line (one "
               "translation per line, blank lines included); - for stdin.")
-@click.option("--beam-size", type=click.IntRange(min=1),
-              help="Beam width (1: greedy) [default: the model's own].")
+@BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per sentence: {"source", "translation", "score"}.')
@@ -94,13 +94,15 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 def translate_command(model, sentences, input_file, beam_size, batch_size, as_json,
                       plot_attention):
     """Translate sentences with MODEL (run directory or exported SavedModel)."""
-    texts = read_inputs(sentences, input_file, "sentences to translate")
+    lines = read_inputs(sentences, input_file, "sentences to translate")
     trained = runner.load(task.TASK, model)
-    rows = translate.translate(trained, texts, beam_size, batch_size)
+    rows = answer(lines, lambda texts: translate.translate(trained, texts, beam_size,
+                                                           batch_size))
     if plot_attention:
-        plot_attention_for(trained, rows[0], plot_attention)
-    for row in rows:
-        click.echo(json.dumps(row, ensure_ascii=False) if as_json else row["translation"])
+        first = next((row for row in rows if "error" not in row), None)
+        if first is not None:
+            plot_attention_for(trained, first, plot_attention)
+    echo_answers(rows, as_json, lambda row: row["translation"])
 
 
 def plot_attention_for(trained, row, path: Path) -> None:

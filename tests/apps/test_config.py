@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import dataclass
+from typing import Literal
 
-from apps.config import resolve
+import click
+import pytest
+from click.testing import CliRunner
+
+from apps.config import field_types, resolve
 from apps.errors import ConfigError
+from apps.options import settings_options, typed_flags
 from apps.sentiment.task import SentimentSettings
-from apps.settings import parse_duration
+from apps.settings import Settings, parse_duration, setting
+
+
+@dataclass
+class Sample(Settings):
+    mode: Literal["fast", "slow"] = setting("fast", "How.")
+    rate: float | None = setting(None, "How much.")
+    steps: int = setting(3, "How many.")
+
+
+@dataclass
+class Listed(Settings):
+    names: list[str] = setting(None, "Several.")
 
 
 def test_flags_override_the_file_which_overrides_defaults(tmp_path):
@@ -77,3 +95,30 @@ def test_wrong_types_in_a_file_get_one_sentence(tmp_path, content, message):
 def test_durations():
     assert parse_duration("90") == 90 and parse_duration("15m") == 900
     assert parse_duration("1.5h") == 5400 and parse_duration(None) is None
+
+
+def test_settings_types_are_read_from_the_real_annotations(tmp_path):
+    """Flags and config values follow `typing.get_type_hints`, not annotation strings: a
+    Literal becomes a choice, and a type with no flag is refused instead of read as text."""
+    assert field_types(Sample) == {"mode": (Literal["fast", "slow"], False),
+                                   "rate": (float, True), "steps": (int, False)}
+    config = tmp_path / "c.yaml"
+    config.write_text("mode: slow\nrate: '0.5'\n")
+    assert resolve(Sample, config, {}) == Sample("slow", 0.5, 3)
+    config.write_text("mode: medium\n")
+    with pytest.raises(ConfigError, match="--mode in .* must be one of fast, slow"):
+        resolve(Sample, config, {})
+
+    @click.command()
+    @settings_options(Sample)
+    @click.pass_context
+    def command(ctx, **_):
+        click.echo(repr(resolve(Sample, None, typed_flags(ctx))))
+
+    assert "Sample(mode='slow', rate=0.25, steps=3)" in CliRunner().invoke(
+        command, ["--mode", "slow", "--rate", "0.25"]).output
+    refused = CliRunner().invoke(command, ["--mode", "medium"])
+    assert refused.exit_code == 2 and "'medium' is not one of 'fast', 'slow'" in refused.output
+
+    with pytest.raises(TypeError, match="Listed.names: a setting must be"):
+        field_types(Listed)

@@ -100,3 +100,29 @@ def test_version_and_help():
                  "--dropout", "--pooling", "--tokenizer", "--vocab-size", "--config",
                  "--epochs", "--batch-size", "--learning-rate", "--seed", "--output"):
         assert flag in help_text
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_predict_keeps_lines_aligned_past_undecodable_input(tiny_run, tmp_path, from_stdin,
+                                                            as_json):
+    run_dir, _ = tiny_run
+    data = b"loved it, superb\n" + "caf\xe9 cr\xe8me\n".encode("latin-1") + b"boring\n\nend\n"
+    path = tmp_path / "texts.txt"
+    path.write_bytes(data)
+    args = ["sentiment", "predict", run_dir, "--input", "-" if from_stdin else path]
+    result = run_cli(*args, *(["--json"] if as_json else []),
+                     input=data if from_stdin else None)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5  # line N answers line N, the bad one included
+    if as_json:
+        rows = [json.loads(line) for line in lines]
+        assert rows[1] == {"line": 2, "error": rows[1]["error"]}
+        assert "not valid UTF-8" in rows[1]["error"]
+        assert [row.get("text") for row in rows] == ["loved it, superb", None, "boring", "",
+                                                     "end"]
+    else:
+        assert lines[1] == ""
+        assert [line.split("\t")[-1] for line in lines[2:]] == ["boring", "", "end"]
+    assert "1 input line(s) have no answer (line 2" in result.stderr

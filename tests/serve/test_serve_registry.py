@@ -120,7 +120,9 @@ def test_the_base_path_is_polled_for_new_versions_and_models(model_base):
             time.sleep(0.2)
         assert server.server.registry.available() == {"copy": [1], "sentiment": [5]}
         assert http(f"{server.url}/v1/models/copy:predict", {"instances": ["hi"]})[0] == 200
-        assert (model_base / "sentiment" / ".export-half-written").mkdir() is None
+        half_written = model_base / "sentiment" / ".export-half-written"
+        half_written.mkdir()
+        assert half_written.is_dir()
         time.sleep(0.5)  # a non-numeric directory is never a version
         assert server.server.registry.available()["sentiment"] == [5]
 

@@ -117,3 +117,55 @@ def test_model_path_and_input_errors(tmp_path, tiny_export):
     for flag in ("--source-lang", "--attention", "--beam-size", "--label-smoothing",
                  "--separate-vocab", "--max-length", "--length-penalty"):
         assert flag in help_text
+
+
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_translate_keeps_lines_aligned_past_undecodable_input(tiny_export, tmp_path,
+                                                              from_stdin):
+    _, version = tiny_export
+    data = b"1 2 3\n" + "\xe9 \xe8\n".encode("latin-1") + b"4 5\n"
+    path = tmp_path / "sentences.txt"
+    path.write_bytes(data)
+    source = ["--input", "-" if from_stdin else path]
+    stdin = data if from_stdin else None
+    plain = run_cli("translation", "translate", version, *source, input=stdin)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines() == ["3 2 1", "", "5 4"]
+    assert "1 input line(s) have no answer (line 2" in plain.stderr
+    rows = [json.loads(line) for line in
+            run_cli("translation", "translate", version, *source, "--json",
+                    input=stdin).stdout.splitlines()]
+    assert [row.get("source") for row in rows] == ["1 2 3", None, "4 5"]
+    assert rows[1]["line"] == 2 and "not valid UTF-8" in rows[1]["error"]
+
+
+def test_evaluate_a_saved_model_as_its_run(tiny_run, tiny_export, digits):
+    """`translation evaluate` on a SavedModel: its languages and beam from the export, the
+    same BLEU as the run decoded with the export's beam size (3)."""
+    run_dir, _ = tiny_run
+    _, version = tiny_export
+    exported = run_cli("translation", "evaluate", version, "--data", digits["test"], "--json")
+    assert exported.exit_code == 0, exported.output
+    from_run = run_cli("translation", "evaluate", run_dir, "--data", digits["test"],
+                       "--beam-size", "3", "--json")
+    exported, from_run = json.loads(exported.stdout), json.loads(from_run.stdout)
+    assert exported["sentences"] == from_run["sentences"] == 60
+    assert exported["beam_size"] == from_run["beam_size"] == 3
+    assert exported["bleu"] == pytest.approx(from_run["bleu"], abs=0.01)
+    assert exported["bleu"] > 70
+
+
+def test_info_lists_both_signatures_of_a_run_and_its_export(tiny_run, tiny_export):
+    run_dir, _ = tiny_run
+    _, version = tiny_export
+    for path in (run_dir, version):
+        info = json.loads(run_cli("info", path, "--json").stdout)
+        assert info["task"] == "translation" and info["settings"]["source_lang"] == "src"
+        assert set(info["signatures"]) >= {"serving_default", "translate"}
+        translate_inputs = info["signatures"]["translate"]["inputs"]
+        assert set(translate_inputs) == {"text", "beam_size", "max_length"}
+        assert info["signatures"]["serving_default"]["outputs"]["translation"]["dtype"] == \
+            "string"
+        assert info["model"]["parameters"] > 0
+    assert info["export"]["beam_size"] == 3 and info["resolved"]["serving"]["recurrence"] == \
+        "fused"
