@@ -88,8 +88,8 @@ def best_epoch_line(report: dict[str, Any]) -> str:
     """The monitored metric of the best epoch, as history.csv holds it."""
     value = report.get("best_value")
     shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-    return (f"Best epoch {report['best_epoch']} of {report['epochs_run']} run: "
-            f"{report.get('monitor')} {shown} (history.csv)")
+    return (f"Chosen by {report.get('monitor')}: {shown} at epoch {report['best_epoch']} of "
+            f"{report['epochs_run']} (as history.csv holds it).")
 
 
 def resume_command(ctx: click.Context, output: Path) -> str:

@@ -38,7 +38,8 @@ class RunProgress:
     """
 
     def __init__(self, epochs: int, steps: int | None, time_budget: float | None, tracker):
-        self.epochs, self.steps, self.time_budget, self.tracker = epochs, steps, time_budget, tracker
+        self.epochs, self.steps, self.time_budget = epochs, steps, time_budget
+        self.tracker = tracker
         self.bar = None
 
     def remaining(self, epoch: int, first_step: int) -> float | None:

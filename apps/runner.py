@@ -9,6 +9,7 @@ SavedModel that runs on any TF Serving host.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -30,7 +31,7 @@ from apps.errors import AppError, DataError, ModelPathError
 from apps.layout import locate_model
 from apps.settings import parse_checkpoint_every
 from apps.task import Task, Trained, TrainingPlan
-from pipelines.tokenizer import quiet_native_logs
+from pipelines.tokenizer import no_progress_bars, quiet_native_logs
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             inputters = load_inputters(task, settings, run.path)
         else:
             inputters = task.make_inputters(settings)
-            task.fit_inputters(inputters, train_examples, valid_examples, settings)
+            with contextlib.nullcontext() if verbose else no_progress_bars():
+                task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
                 inputter.save(run.path)
             training.write_json(run.config, config)

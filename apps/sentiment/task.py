@@ -16,15 +16,15 @@ import numpy as np
 import tensorflow as tf
 
 from apps import plots, runner, schedule
+from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
 from apps.settings import TaskSettings, setting
-from apps.training import pass_seed
-from apps.baseline import unigram_loss
 from apps.task import Examples, Task, Trained, TrainingPlan
+from apps.training import pass_seed
 from pipelines import batching, sources
 from pipelines.inputters import LabelsInputter, TextInputter
 
