@@ -73,7 +73,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     workdir = distribute.worker_directory(output, strategy)
     config = {"task": task.name, **to_dict(settings)}
     run, resuming = training.open_run(workdir, config, overwrite)
-    log.info("%s run directory: %s", "Resuming the" if resuming else "New", run.path)
+    if resuming:
+        log.info("Resuming the interrupted run in %s.", run.path)
     train_examples, valid_examples = task.read_training_data(settings)
     training.set_seed(settings.seed)
     replicas = strategy.num_replicas_in_sync

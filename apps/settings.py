@@ -173,9 +173,10 @@ class TrainingSettings(Settings):
         "of steps (500steps); off for epoch ends only. A killed run resumes from the last "
         "backup and trains on exactly as an uninterrupted run would.", section="training")
     seed: int = setting(1, "Random seed. The same seed, data, settings and machine give the "
-                        "same model, bit for bit (TensorFlow's op determinism is on), unless "
-                        "--time-budget stops the run: then the wall clock decides how many "
-                        "steps run.", section="training")
+                        "same model, bit for bit (TensorFlow's op determinism is on), a run "
+                        "interrupted and resumed included, unless --time-budget stops the "
+                        "run: then the wall clock decides how many steps run.",
+                        section="training")
 
     strategy: str = setting(
         "auto", "Devices to train on: auto (every local GPU when there are several, else "

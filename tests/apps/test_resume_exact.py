@@ -79,6 +79,7 @@ def digit_pairs(path: Path, count: int, seed: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_translation_resumed_after_an_epoch_equals_uninterrupted(tmp_path, monkeypatch):
     settings = TranslationSettings(
         data=str(digit_pairs(tmp_path / "train.tsv", 160, 0)),
