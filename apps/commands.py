@@ -8,13 +8,16 @@ take the shared flags here plus any the task passes in.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from apps import runner
 from apps.config import resolve
@@ -64,9 +67,13 @@ def _train(task: Task, texts: TaskTexts) -> click.Command:
     @click.pass_context
     def train(ctx, config_file, output, overwrite, quiet, **_):
         settings = resolve(task.settings_class, config_file, typed_flags(ctx))
-        run_dir, report = runner.train(task, settings, output, overwrite,
-                                       verbose=0 if quiet else 1)
+        output = runner.run_directory(task, settings, output)
+        click.echo(f"Run directory: {output}", err=True)
+        with interrupted_says_how_to_resume(ctx, output):
+            run_dir, report = runner.train(task, settings, output, overwrite,
+                                           verbose=0 if quiet else 1)
         click.echo(texts.summarize(report))
+        click.echo(best_epoch_line(report))
         if report.get("stopped_by_time_budget"):
             click.echo(f"Stopped by the time budget after {report['epochs_run']} epoch(s).")
         click.echo(f"Run directory: {run_dir}")
@@ -77,14 +84,63 @@ def _train(task: Task, texts: TaskTexts) -> click.Command:
                help="YAML or JSON file of settings (keys as the flags, without dashes); "
                     "flags given on the command line win."),
         option("--output", "-o", type=click.Path(path_type=Path),
-               help=f"Run directory [default: runs/{task.name}-<time>]. Run the same command "
-                    "again to resume an interrupted run."),
+               help=f"Run directory [default: runs/{task.name}-<data>-<digest of the "
+                    "settings>, printed at the start]. Run the same command again to resume "
+                    "an interrupted run (after a finished one, it starts a new directory)."),
         option("--overwrite", is_flag=True,
                help="Replace what --output holds instead of resuming."),
-        option("--quiet", is_flag=True, help="No progress bars."),
+        option("--quiet", is_flag=True, help="No progress bars or progress lines (the "
+               "tokenizer's included)."),
     ], train)
     return click.command("train", cls=SectionedCommand, help=texts.train_help,
                          epilog=examples_for(texts.examples, "train"))(train)
+
+
+def best_epoch_line(report: dict[str, Any]) -> str:
+    """The monitored metric of the best epoch, as history.csv holds it."""
+    value = report.get("best_value")
+    shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+    return (f"Chosen by {report.get('monitor')}: {shown} at epoch {report['best_epoch']} of "
+            f"{report['epochs_run']} (as history.csv holds it).")
+
+
+def resume_command(ctx: click.Context, output: Path) -> str:
+    """The command that resumes this run: the flags as typed (without --overwrite),
+    with the run directory named."""
+    words = ["apps", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        name = param.name
+        if (name in ("output", "overwrite") or not isinstance(param, click.Option)
+                or ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE):
+            continue
+        value = ctx.params[name]
+        if param.is_flag and param.secondary_opts:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        elif param.is_flag:
+            words += [param.opts[0]] if value else []
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join([*words, "--output", str(output)])
+
+
+@contextlib.contextmanager
+def interrupted_says_how_to_resume(ctx: click.Context, output: Path):
+    """Ctrl-C: one line saying what was kept and the command that resumes, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from apps.training import RunDirectory
+
+        run = RunDirectory(Path(output))
+        if run.is_resumable():
+            state = run.read_state()
+            kept = (f"epoch {state['epoch'] + 1} up to step {state['step']}" if state["step"]
+                    else f"{state['epoch']} epoch(s)")
+            click.echo(f"\nInterrupted; the last backup holds {kept}. Resume with: "
+                       f"{resume_command(ctx, output)}", err=True)
+        else:
+            click.echo("\nInterrupted before the first backup: nothing was kept.", err=True)
+        ctx.exit(130)
 
 
 def _evaluate(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:

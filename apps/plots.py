@@ -12,10 +12,18 @@ matplotlib.use("Agg")  # files only: no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_history(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One panel per metric (loss, accuracy, ...), training and validation curves together."""
-    metrics = sorted({k for row in rows for k in row if k not in ("epoch", "seconds")
-                      and not k.startswith("val_") and k != "learning_rate"})
+def history_panels(rows: Sequence[dict[str, Any]], monitor: str | None = None) -> list[str]:
+    """The panels of the history plot: one per metric, its training and validation
+    curves together (a validation-only metric such as val_bleu too), `monitor` (the
+    metric that picks the best epoch) first."""
+    keys = {k for row in rows for k in row if k not in ("epoch", "seconds", "learning_rate")}
+    return sorted({k.removeprefix("val_") for k in keys},
+                  key=lambda m: (monitor is None or monitor.removeprefix("val_") != m, m))
+
+
+def plot_history(rows: Sequence[dict[str, Any]], path: Path, monitor: str | None = None) -> Path:
+    """`history_panels` side by side, over the epochs (numbered from 1)."""
+    metrics = history_panels(rows, monitor)
     fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5 * max(1, len(metrics)), 3.6))
     axes = [axes] if len(metrics) <= 1 else list(axes)
     epochs = [row["epoch"] for row in rows]

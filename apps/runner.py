@@ -9,12 +9,15 @@ SavedModel that runs on any TF Serving host.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,15 @@ import tensorflow as tf
 
 from apps import distribute, layers, plots, precision, training
 from apps import export as exporting
+from apps.baseline import BaselineWatch
 from apps.config import to_dict
 from apps.errors import AppError, DataError, ModelPathError
 from apps.info import print_model_summary
 from apps.layout import locate_model
 from apps.resolution import resolved_settings
+from apps.settings import parse_checkpoint_every
 from apps.task import Task, Trained, TrainingPlan
-from pipelines.tokenizer import quiet_native_logs
+from pipelines.tokenizer import no_progress_bars, quiet_native_logs
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +41,25 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------ train
 
 
-def default_output(task: Task) -> Path:
-    return Path("runs") / f"{task.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_output(task: Task, settings) -> Path:
+    """`runs/<task>-<data>-<digest of the settings>`: the same command names the same
+    directory, so running it again resumes an interrupted run. A finished run there
+    is kept: the next free `-2`, `-3`, ... (or the first interrupted one) is used."""
+    config = {"task": task.name, **to_dict(settings)}
+    kept = {k: v for k, v in config.items() if k not in training.RESUMABLE_CHANGES}
+    digest = hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+    data = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(settings.data).split(":")[-1]).stem)
+    base = Path("runs") / f"{task.name}-{data.strip('_.') or 'data'}-{digest[:8]}"
+    for number in itertools.count(1):
+        path = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        run = training.RunDirectory(path)
+        if not path.exists() or run.is_resumable():
+            return path
+
+
+def run_directory(task: Task, settings, output: Path | None = None) -> Path:
+    """Where `train` writes: `output`, or the resumable default (`default_output`)."""
+    return Path(output) if output else default_output(task, settings)
 
 
 def train(task: Task, settings, output: Path | None = None, overwrite: bool = False,
@@ -46,13 +68,16 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
 
     Under a multi-worker strategy every worker runs this with the same settings; the
     chief writes `output`, the others a temporary beside it (removed at the end).
+    A resumed run continues exactly where its last backup left it (apps.training).
     """
     strategy = distribute.make_strategy(settings.strategy, settings.tpu)
-    output = Path(output or default_output(task))
+    output = run_directory(task, settings, output)
     workdir = distribute.worker_directory(output, strategy)
     config = {"task": task.name, **to_dict(settings),
               "resolved": resolved_settings(settings, strategy, task.bfloat16_cpus)}
     run, resuming = training.open_run(workdir, config, overwrite)
+    if resuming:
+        log.info("Resuming the interrupted run in %s.", run.path)
     train_examples, valid_examples = task.read_training_data(settings)
     training.set_seed(settings.seed)
     replicas = strategy.num_replicas_in_sync
@@ -62,28 +87,33 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             inputters = load_inputters(task, settings, run.path)
         else:
             inputters = task.make_inputters(settings)
-            task.fit_inputters(inputters, train_examples, valid_examples, settings)
+            with contextlib.nullcontext() if verbose else no_progress_bars():
+                task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
                 inputter.save(run.path)
             training.write_json(run.config, config)
         train_data, valid_data = task.datasets(settings, inputters, train_examples,
                                                valid_examples, replicas=replicas)
-        steps = int(train_data.cardinality())
+        passes = training.as_passes(train_data)
+        steps = settings.steps_per_epoch or training.known_length(passes(0))
         with strategy.scope():
             model = task.build_model(settings, inputters)
             print_model_summary(model, verbose)
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
-                train_data, valid_data, steps if steps > 0 else None, clock, replicas))
+                passes(0), valid_data, steps, clock, replicas))
         trained = Trained(run.path, "run", settings, inputters, model)
-        fitted = training.fit(model, train_data, valid_data, run, settings.epochs,
-                              task.monitor, task.monitor_mode, settings.patience,
-                              settings.time_budget_seconds, resume=resuming, verbose=verbose,
-                              clock=clock, strategy=strategy, jit_compile=settings.jit,
-                              validation=lambda: task.validation_metrics(trained,
-                                                                         valid_examples))
+        every_steps, every_seconds = parse_checkpoint_every(settings.checkpoint_every)
+        fitted = training.fit(
+            model, passes, valid_data, run, settings.epochs, task.monitor, task.monitor_mode,
+            settings.patience, settings.time_budget_seconds, resume=resuming, verbose=verbose,
+            clock=clock, strategy=strategy, jit_compile=settings.jit,
+            validation=lambda: task.validation_metrics(trained, valid_examples),
+            steps_per_epoch=settings.steps_per_epoch,
+            checkpoint_every=training.CheckpointEvery(every_steps, every_seconds),
+            watch=baseline_watch(task, settings, inputters, train_examples))
         report = _report(task, trained, valid_examples, fitted)
-        plots.plot_history(fitted.rows, run.plots / "history.png")
+        plots.plot_history(fitted.rows, run.plots / "history.png", task.monitor)
         task.plot(report, run.plots)
         training.finish(run, {"valid": report})
     if run.path != output:
@@ -92,13 +122,22 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     return run.path, report
 
 
+def baseline_watch(task: Task, settings, inputters, train) -> BaselineWatch | None:
+    """A warning for a run that stays at the task's baseline loss (`apps.baseline`)."""
+    baseline = task.baseline_loss(settings, inputters, train)
+    return None if baseline is None else BaselineWatch(baseline, settings.epochs)
+
+
 def _report(task: Task, trained: Trained, valid, fitted: training.ResumableTraining) -> dict:
-    """The best epoch's validation scores, with how the training went."""
+    """The best epoch's validation scores, with how the training went; `best_value` is
+    the monitored metric as history.csv holds it for the best epoch."""
     if fitted.budget_spent and len(fitted.rows) == 1:
         log.warning("The time budget ran out within the first epoch: the model saw only "
                     "part of the training data once.")
     report = task.score(trained, valid, source=trained.settings.valid or trained.settings.data)
-    report.update(best_epoch=fitted.best_epoch, epochs_run=len(fitted.rows),
+    best = next((row for row in fitted.rows if row["epoch"] == fitted.best_epoch), {})
+    report.update(best_epoch=fitted.best_epoch, monitor=task.monitor,
+                  best_value=best.get(task.monitor), epochs_run=len(fitted.rows),
                   train_seconds=round(sum(r["seconds"] for r in fitted.rows), 3),
                   stopped_by_time_budget=fitted.budget_spent)
     return report

@@ -11,10 +11,13 @@ schedule and runs are reproducible.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import keras
 import tensorflow as tf
+
+log = logging.getLogger(__name__)
 
 
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
@@ -51,6 +54,18 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "budget_seconds": self.budget_seconds}
 
 
+def planned_warmup(configured: int, total_steps: int | None) -> int:
+    """The warm-up: `configured` steps, but at most a tenth of the planned steps (when
+    known), so a short run on small data is not over before its warm-up is."""
+    if not total_steps:
+        return configured
+    warmup = min(configured, total_steps // 10)
+    if warmup < configured:
+        log.info("Warm-up shortened from %d to %d steps: a tenth of the %d planned.",
+                 configured, warmup, total_steps)
+    return warmup
+
+
 def adam(settings, plan) -> keras.optimizers.Adam:
     """Adam at `settings.learning_rate` with `settings.clip_norm`; when the settings have
     a schedule (`ScheduleSettings`) set to cosine, warm-up and cosine decay over the
@@ -58,6 +73,8 @@ def adam(settings, plan) -> keras.optimizers.Adam:
     `TrainingPlan`, for the steps per epoch and the training clock)."""
     rate = settings.learning_rate
     if getattr(settings, "lr_schedule", "constant") == "cosine":
-        rate = WarmupCosine(rate, (plan.steps_per_epoch or 1) * settings.epochs,
-                            settings.warmup_steps, settings.time_budget_seconds, plan.clock)
+        total = plan.steps_per_epoch * settings.epochs if plan.steps_per_epoch else None
+        rate = WarmupCosine(rate, total or settings.epochs,
+                            planned_warmup(settings.warmup_steps, total),
+                            settings.time_budget_seconds, plan.clock)
     return keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm)

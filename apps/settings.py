@@ -21,6 +21,7 @@ from apps.errors import ConfigError
 from pipelines.tokenizer import MODEL_TYPES as TOKENIZER_TYPES
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+STEPS = re.compile(r"^\s*(\d+)\s*steps?\s*$")
 CELLS = ("rnn", "lstm", "gru")
 IMPLEMENTATIONS = ("auto", "keras", "fused")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
@@ -55,6 +56,24 @@ def parse_duration(text: str | None) -> float | None:
     if seconds <= 0:
         raise ConfigError(f"--time-budget must be longer than zero, got {text!r}.")
     return seconds
+
+
+def parse_checkpoint_every(text: str | None) -> tuple[int | None, float | None]:
+    """'500steps' -> (500, None); '10m' -> (None, 600.0); 'off' or '' -> (None, None)."""
+    if text in (None, "", "off", "0"):
+        return None, None
+    match = STEPS.match(str(text))
+    if match:
+        steps = int(match.group(1))
+        if steps < 1:
+            raise ConfigError(f"--checkpoint-every must be at least 1step, got {text!r}.")
+        return steps, None
+    match = DURATION.match(str(text))
+    if not match:
+        raise ConfigError("--checkpoint-every must look like 10m, 90s, 1h or 500steps (or "
+                          f"off), got {text!r}.")
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    return None, seconds
 
 
 @dataclass
@@ -144,10 +163,20 @@ class TrainingSettings(Settings):
     time_budget: str | None = setting(None, "Stop cleanly after this much training time, e.g. "
                                       "90s, 15m, 1h; the best epoch so far is kept.",
                                       section="training")
+    steps_per_epoch: int | None = setting(
+        None, "Make an epoch this many training steps (batches) of a stream that continues "
+        "across passes over the data, so validation, the best-epoch choice and a backup come "
+        "every that many steps: for corpora where one pass takes hours. Unset: an epoch is "
+        "one pass.", section="training")
+    checkpoint_every: str = setting(
+        "10m", "Also back up within an epoch this often: a time (90s, 10m, 1h) or a number "
+        "of steps (500steps); off for epoch ends only. A killed run resumes from the last "
+        "backup and trains on exactly as an uninterrupted run would.", section="training")
     seed: int = setting(1, "Random seed. The same seed, data, settings and machine give the "
-                        "same model, bit for bit (TensorFlow's op determinism is on), unless "
-                        "--time-budget stops the run: then the wall clock decides how many "
-                        "steps run.", section="training")
+                        "same model, bit for bit (TensorFlow's op determinism is on), a run "
+                        "interrupted and resumed included, unless --time-budget stops the "
+                        "run: then the wall clock decides how many steps run.",
+                        section="training")
 
     strategy: str = setting(
         "auto", "Devices to train on: auto (every local GPU when there are several, else "
@@ -174,7 +203,10 @@ class TrainingSettings(Settings):
         require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive",
                 self.clip_norm)
         require(self.patience >= 0, "patience", "zero or more", self.patience)
+        require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch",
+                "a positive whole number", self.steps_per_epoch)
         parse_duration(self.time_budget)
+        parse_checkpoint_every(self.checkpoint_every)
 
     @property
     def time_budget_seconds(self) -> float | None:

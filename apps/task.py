@@ -128,6 +128,13 @@ class Task:
     def compile_model(self, model: keras.Model, settings, plan: TrainingPlan) -> None:
         raise NotImplementedError
 
+    def baseline_loss(self, settings, inputters: dict[str, Inputter],
+                      train: Examples) -> float | None:
+        """The validation loss of a model that ignores its input (the answers'
+        frequencies: `apps.baseline.unigram_loss`), or None; the runner warns when
+        training has not gone below it after a few epochs."""
+        return None
+
     # -- scores ------------------------------------------------------------------------
 
     def score(self, trained: Trained, examples: Examples, **options) -> dict[str, Any]:

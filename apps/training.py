@@ -1,13 +1,47 @@
 """Fit glue shared by every task: run directory, seeds, resumable checkpoints, history.
 
-Resume survives `kill -9`: after every epoch the model weights, the optimizer's
-variables (its step count and moments) and the training state (best score so far,
-epochs without improvement, the history rows) are written to `backup/` under
-epoch-numbered names, and `backup/state.json` is replaced last, atomically. A
-restart reads `state.json` and continues from the epoch after it, so every epoch
-appears in `history.csv` exactly once. Keras' own BackupAndRestore and
-ModelCheckpoint lose the optimizer state or the best score across restarts
-(keras-team/keras issues 17012 and 19179); this callback keeps both.
+Resume survives `kill -9`, and a resumed run is the uninterrupted run, bit for bit
+(on the same machine): a checkpoint holds everything the next step reads.
+
+* After every epoch, and within an epoch every `--checkpoint-every` (minutes or
+  steps), `backup/` receives the model's weights, an `.npz` of the rest of the
+  training state (the optimizer's variables, the model's random-generator states
+  such as dropout's Keras `SeedGenerator`s, the epoch's metric accumulators, and any
+  state the model carries from batch to batch, `model.carried_variables`), and
+  `backup/state.json` (best score, epochs without improvement, history rows, and the
+  data position), replaced last and atomically.
+* A restart reads `state.json`, restores all of it and reads the training data from
+  the same position (see the contract below), so every epoch appears in
+  `history.csv` exactly once and the weights equal those of a run never stopped.
+
+Keras' own BackupAndRestore and ModelCheckpoint lose the optimizer state, the
+random-generator states or the best score across restarts (keras-team/keras issues
+17012 and 19179); this module keeps them all.
+
+The training-data contract (what `Task.datasets` returns as training data)
+-------------------------------------------------------------------------
+The training data is a sequence of *passes* over the corpus. `Task.datasets` returns
+either a callable `pass_data(p) -> tf.data.Dataset` (p = 0, 1, 2, ...) or, for tasks
+not converted yet, one `tf.data.Dataset` (read again for every pass: exact resume is
+then not promised, since tf.data's reshuffle state is not restored). `pass_data(p)` is
+a pure function of (settings.seed, p):
+
+1. its order comes from `pass_seed(settings.seed, p)` (a shuffle buffer seeded with
+   it; `reshuffle_each_iteration` does not matter, each pass is read once from a
+   fresh dataset), never from the global generator or the number of times a dataset
+   has been iterated;
+2. any random augmentation in the pipeline draws stateless numbers
+   (`tf.random.stateless_*`) keyed by that seed and the element's position, never
+   stateful ops (`tf.random.uniform`), whose state a restart loses;
+3. reading it twice gives the same batches, so the runner resumes mid-pass with
+   `pass_data(p).skip(batches_done)`. Skipping re-reads (and tokenises) those
+   batches without training on them: cheaper and more general than a tf.data
+   iterator checkpoint, whose files hold the shuffle and prefetch buffers and which
+   refuses pipelines with Python functions.
+
+The runner counts passes and batches itself (`DataPosition`), so a pass of unknown
+length works; an *epoch* is one pass, or `--steps-per-epoch` batches of the stream
+of passes, continued across epochs.
 """
 
 from __future__ import annotations
@@ -20,7 +54,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +70,10 @@ from apps.layout import atomic_write_text
 log = logging.getLogger(__name__)
 
 # Settings that may differ between a run and its resumption (where and how fast it runs).
-RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit", "resolved"}
+RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit",
+                     "checkpoint_every", "resolved"}
+
+PassData = Callable[[int], tf.data.Dataset]
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,9 @@ class RunDirectory:
     def read_config(self) -> dict[str, Any]:
         return json.loads(self.config.read_text(encoding="utf-8"))
 
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text(encoding="utf-8"))
+
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
@@ -83,6 +123,27 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def pass_seed(seed: int, pass_index: int) -> int:
+    """The shuffle seed of pass `pass_index` (0-based) of the training data: a pure
+    function of the two, spread by a hash so that neighbouring seeds or passes give
+    unrelated orders (the module docstring states the contract)."""
+    entropy = [int(seed) & 0xFFFFFFFF, int(pass_index)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def as_passes(train_data: tf.data.Dataset | PassData) -> PassData:
+    """The training data as `pass -> dataset`; a plain dataset is read again each pass."""
+    if isinstance(train_data, tf.data.Dataset):
+        return lambda _pass: train_data
+    return train_data
+
+
+def known_length(dataset: tf.data.Dataset) -> int | None:
+    """Batches in `dataset` when tf.data knows it without reading, else None."""
+    steps = int(dataset.cardinality())
+    return steps if steps > 0 else None
+
+
 # ------------------------------------------------------------------------ run directory
 
 
@@ -99,11 +160,9 @@ def open_run(path: Path, config: dict[str, Any], overwrite: bool) -> tuple[RunDi
     if overwrite:
         return run, False
     if run.is_resumable():
-        saved = run.read_config()
-        changed = sorted(k for k in set(saved) | set(config)
-                         if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k))
+        changed = changed_settings(run.read_config(), config)
         if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in changed)
+            details = ", ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in changed.items())
             raise ConfigError(
                 f"'{run.path}' holds an interrupted run with other settings ({details}): "
                 "rerun with the same settings to resume, or pass --overwrite to start over."
@@ -120,6 +179,12 @@ def open_run(path: Path, config: dict[str, Any], overwrite: bool) -> tuple[RunDi
             "choose another path, or pass --overwrite to replace it."
         )
     return run, False
+
+
+def changed_settings(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple]:
+    """Settings that differ and forbid resuming: {name: (saved, new)}."""
+    return {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config))
+            if k not in RESUMABLE_CHANGES and saved.get(k) != config.get(k)}
 
 
 @contextlib.contextmanager
@@ -143,35 +208,36 @@ def created_run(run: RunDirectory, overwrite: bool, resuming: bool):
         raise
 
 
-# ---------------------------------------------------------------------------- backups
+# ------------------------------------------------------------------- training state
 
 
-def optimizer_arrays(optimizer) -> dict[str, np.ndarray]:
-    return {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)}
+def state_variables(model: keras.Model) -> list:
+    """Everything a step reads besides the weights, in a fixed order: the optimizer's
+    variables, the random-generator states (Keras `SeedGenerator`s: dropout), the metric
+    accumulators of the epoch in progress, and what the model carries between batches
+    (`carried_variables`, e.g. a stateful language model's recurrent state)."""
+    weights = {id(w) for w in model.weights}
+    generators = [v for v in model.variables if id(v) not in weights]
+    return [*model.optimizer.variables, *generators, *model.metrics_variables,
+            *getattr(model, "carried_variables", ())]
 
 
-def restore_optimizer(model: keras.Model, arrays: dict[str, np.ndarray]) -> None:
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    variables = optimizer.variables
-    if len(variables) != len(arrays):
-        raise AppError("The run's optimizer backup does not match the model: pass --overwrite.")
-    for i, variable in enumerate(variables):
-        variable.assign(arrays[f"{i:04d}"])
+def state_arrays(model: keras.Model) -> dict[str, np.ndarray]:
+    return {f"{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(state_variables(model))}
 
 
-def load_backup(model: keras.Model, run: RunDirectory) -> dict[str, Any]:
-    """Restore weights and optimizer state from `backup/`; return the training state."""
-    state = json.loads(run.state.read_text(encoding="utf-8"))
-    if not model.optimizer.built:  # so the weights file's optimizer variables have a home
+def restore_state(model: keras.Model, run: RunDirectory, state: dict[str, Any]) -> None:
+    """Weights and `state_variables` from `backup/` as `state` names them."""
+    if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(run.backup / state["weights"])
-    with np.load(run.backup / state["optimizer"]) as arrays:
-        restore_optimizer(model, dict(arrays))
-    log.info("Resuming after epoch %d (best %s %.4f at epoch %d).", state["epoch"],
-             state["monitor"], state["best"], state["best_epoch"])
-    return state
+    variables = state_variables(model)
+    with np.load(run.backup / state["arrays"]) as arrays:
+        if len(arrays.files) != len(variables):
+            raise AppError(f"'{run.path}' holds a backup of another model or version: pass "
+                           "--overwrite to start over.")
+        for i, variable in enumerate(variables):
+            variable.assign(arrays[f"{i:04d}"])
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -185,8 +251,23 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+@dataclass
+class CheckpointEvery:
+    """How often to back up within an epoch: every `steps` steps or `seconds` seconds."""
+
+    steps: int | None = None
+    seconds: float | None = None
+
+    def due(self, steps_since: int, seconds_since: float) -> bool:
+        return bool((self.steps and steps_since >= self.steps)
+                    or (self.seconds and seconds_since >= self.seconds))
+
+
 class ResumableTraining:
-    """Per epoch: history row, best weights, early stopping and a crash-safe backup.
+    """Per epoch: history row, best weights, early stopping and a crash-safe backup;
+    within an epoch: backups every `checkpoint_every`.
+
+    Epochs are numbered from 1 everywhere (history.csv, `best_epoch`, messages).
 
     Args:
         run: where to write.
@@ -194,25 +275,33 @@ class ResumableTraining:
         mode: "min" or "max" for `monitor`.
         patience: stop after this many epochs without improvement (0: never).
         time_budget: seconds of training after which to stop cleanly (None: no limit).
-        state: what `load_backup` returned when resuming, else None.
+        state: `run.read_state()` when resuming, else None.
         clock: a float variable set to the seconds trained so far (an interrupted run's
             included) before every batch, for schedules that follow the time budget.
+        checkpoint_every: backups within an epoch (None: at epoch ends only).
     """
 
     def __init__(self, run: RunDirectory, monitor: str, mode: str, patience: int = 0,
                  time_budget: float | None = None, state: dict[str, Any] | None = None,
-                 clock: tf.Variable | None = None):
+                 clock: tf.Variable | None = None,
+                 checkpoint_every: CheckpointEvery | None = None):
         self.run, self.monitor, self.mode = run, monitor, mode
         self.patience, self.time_budget, self.clock = patience, time_budget, clock
+        self.checkpoint_every = checkpoint_every
         state = state or {}
         self.rows: list[dict[str, Any]] = state.get("history", [])
+        self.epochs_done = state.get("epoch", 0)
+        self.epoch_steps = state.get("step", 0)  # steps of the epoch in progress
+        self.epoch_seconds = state.get("epoch_seconds", 0.0)
+        self.position = state.get("position", {"pass": 0, "batch": 0})
         self.best = state.get("best", np.inf if mode == "min" else -np.inf)
-        self.best_epoch = state.get("best_epoch", -1)
+        self.best_epoch = state.get("best_epoch", 0)
         self.bad_epochs = state.get("bad_epochs", 0)
         self.spent = state.get("seconds", 0.0)
         self.budget_spent = False
         self.stop = False
         self._train_start = time.perf_counter() - self.spent
+        self._last_backup = (self.epoch_steps, time.perf_counter())
 
     def _improved(self, value: float) -> bool:
         return value < self.best if self.mode == "min" else value > self.best
@@ -221,7 +310,7 @@ class ResumableTraining:
         return time.perf_counter() - self._train_start
 
     def start_epoch(self) -> None:
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = time.perf_counter() - self.epoch_seconds
 
     def before_batch(self) -> None:
         if self.clock is not None:
@@ -230,7 +319,16 @@ class ResumableTraining:
     def over_budget(self) -> bool:
         return bool(self.time_budget) and self.elapsed() > self.time_budget
 
-    def end_epoch(self, model: keras.Model, epoch: int, logs: dict[str, float]) -> None:
+    def after_step(self, model: keras.Model, epoch: int, step: int,
+                   position: dict[str, int]) -> None:
+        """Back up mid-epoch when `checkpoint_every` says so."""
+        steps, since = self._last_backup
+        if self.checkpoint_every and self.checkpoint_every.due(
+                step - steps, time.perf_counter() - since):
+            self.backup(model, epoch - 1, step, position)
+
+    def end_epoch(self, model: keras.Model, epoch: int, logs: dict[str, float],
+                  position: dict[str, int]) -> None:
         seconds = time.perf_counter() - self._epoch_start
         self.rows.append({"epoch": epoch, **logs, "seconds": round(seconds, 3)})
         value = logs.get(self.monitor)
@@ -246,23 +344,88 @@ class ResumableTraining:
         if self.patience and self.bad_epochs >= self.patience:
             log.info("No improvement of %s for %d epochs: stopping.", self.monitor, self.patience)
             self.stop = True
-        self._backup(model, epoch)
+        self.epoch_seconds = 0.0
+        self.backup(model, epoch, 0, position)
         write_history(self.run.history, self.rows)
 
-    def _backup(self, model: keras.Model, epoch: int) -> None:
-        weights, optimizer = f"epoch-{epoch}.weights.h5", f"epoch-{epoch}.optimizer.npz"
+    def backup(self, model: keras.Model, epochs_done: int, step: int,
+               position: dict[str, int]) -> None:
+        """`backup/`: weights, `state_arrays` and state.json (last, atomically), after
+        `epochs_done` epochs and `step` steps of the next."""
+        name = f"epoch-{epochs_done}-step-{step}"
+        weights, arrays = f"{name}.weights.h5", f"{name}.state.npz"
         model.save_weights(self.run.backup / weights)
-        with open(self.run.backup / optimizer, "wb") as handle:
-            np.savez(handle, **optimizer_arrays(model.optimizer))
+        with open(self.run.backup / arrays, "wb") as handle:
+            np.savez(handle, **state_arrays(model))
         self.spent = self.elapsed()
+        self.epochs_done, self.epoch_steps = epochs_done, step
+        epoch_seconds = time.perf_counter() - self._epoch_start if step else 0.0
         write_json(self.run.state, {
-            "epoch": epoch, "weights": weights, "optimizer": optimizer,
-            "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "seconds": self.spent, "history": self.rows,
+            "epoch": epochs_done, "step": step, "position": dict(position),
+            "weights": weights, "arrays": arrays, "monitor": self.monitor,
+            "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "seconds": self.spent, "epoch_seconds": epoch_seconds, "history": self.rows,
         })
+        self._last_backup = (step, time.perf_counter())
         for old in self.run.backup.glob("epoch-*"):
-            if not old.name.startswith(f"epoch-{epoch}."):
+            if not old.name.startswith(f"{name}."):
                 old.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------ the data
+
+
+class DataStream:
+    """The training batches as one stream of passes (`PassData`), with the position
+    (pass, batches of it read) that a backup keeps and a restart continues from."""
+
+    def __init__(self, passes: PassData, strategy: tf.distribute.Strategy,
+                 position: dict[str, int] | None = None):
+        self.passes, self.strategy = passes, strategy
+        position = position or {}
+        self.pass_index, self.batch = position.get("pass", 0), position.get("batch", 0)
+        self._iterator = None
+
+    @property
+    def position(self) -> dict[str, int]:
+        return {"pass": self.pass_index, "batch": self.batch}
+
+    def _open(self) -> None:
+        dataset = self.passes(self.pass_index)
+        if self.batch:
+            dataset = dataset.skip(self.batch)  # the same batches, read and dropped
+        self._iterator = iter(distribute.distribute(self.strategy, dataset))
+
+    def epoch(self, steps: int | None) -> Iterator:
+        """The next epoch's batches: the rest of the current pass (`steps` None), or the
+        next `steps` batches, read on into the next passes."""
+        taken = 0
+        while steps is None or taken < steps:
+            if self._iterator is None:
+                self._open()
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                self._iterator = None
+                if self.batch == 0:
+                    raise AppError("A pass over the training data gave no batch: is the "
+                                   "training data empty?") from None
+                self.pass_index, self.batch = self.pass_index + 1, 0
+                if steps is None:
+                    return
+                continue
+            self.batch += 1
+            taken += 1
+            yield batch
+
+
+def batch_rows(batch) -> int | None:
+    """Examples in a batch (rows of its first tensor); None for per-replica values."""
+    first = tf.nest.flatten(batch)[0]
+    return int(first.shape[0]) if isinstance(first, tf.Tensor) and first.shape.rank else None
+
+
+# ------------------------------------------------------------------------ the loop
 
 
 class TrainingLoop:
@@ -289,6 +452,8 @@ class TrainingLoop:
         self.agree = distribute.is_multi_worker(strategy)
         self.train_step = compiled(train_and_agree if self.agree else model.train_step)
         self.test_step = compiled(model.test_step)
+        self.steps = 0
+        self.examples = 0
 
     def _first_replica(self, logs) -> dict[str, float]:
         return {k: float(v) for k, v in
@@ -298,10 +463,14 @@ class TrainingLoop:
         """The epoch's metrics, summed over every replica (Keras metrics sync on read)."""
         return {prefix + k: float(v) for k, v in self.model.get_metrics_result().items()}
 
-    def train_epoch(self, dataset, tracker: ResumableTraining, progress) -> dict[str, float]:
-        self.model.reset_metrics()
-        self.steps = 0
-        for batch in distribute.distribute(self.strategy, dataset):
+    def train_epoch(self, batches, tracker: ResumableTraining, progress, epoch: int,
+                    stream: DataStream, first_step: int = 0) -> dict[str, float]:
+        """One epoch; `first_step` > 0 continues one a backup interrupted (its metric
+        accumulators restored, so they are not reset)."""
+        if not first_step:
+            self.model.reset_metrics()
+        self.steps, self.examples = first_step, 0
+        for batch in batches:
             tracker.before_batch()
             if self.agree:
                 logs, stops = self.train_step(batch, tf.constant(float(tracker.over_budget())))
@@ -309,11 +478,13 @@ class TrainingLoop:
             else:
                 logs, stop = self.train_step(batch), tracker.over_budget()
             self.steps += 1
+            self.examples += batch_rows(batch) or 0
             if progress is not None:
-                progress.update(self.steps, list(self._first_replica(logs).items()))
+                progress.step(self.steps, self.examples, self._first_replica(logs))
             if stop:
                 tracker.budget_spent = tracker.stop = True
                 break
+            tracker.after_step(self.model, epoch, self.steps, stream.position)
         return self._results()
 
     def evaluate(self, dataset) -> dict[str, float]:
@@ -332,11 +503,10 @@ def lost_workers_said_plainly(strategy: tf.distribute.Strategy, tracker: Resumab
             tf.errors.CancelledError, tf.errors.AbortedError) as error:
         if not distribute.is_multi_worker(strategy):
             raise
-        epoch = tracker.rows[-1]["epoch"] + 1 if tracker.rows else 0
         reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
-        raise AppError(f"Lost contact with another worker during epoch {epoch + 1} ({reason}): "
-                       "start the same command on every worker again to resume after the "
-                       "last finished epoch.") from None
+        raise AppError(f"Lost contact with another worker during epoch "
+                       f"{tracker.epochs_done + 1} ({reason}): start the same command on "
+                       "every worker again to resume from the last backup.") from None
 
 
 def _write_summaries(writers: dict, epoch: int, logs: dict[str, float]) -> None:
@@ -349,48 +519,94 @@ def _write_summaries(writers: dict, epoch: int, logs: dict[str, float]) -> None:
         writer.flush()
 
 
-def fit(model: keras.Model, train_data, valid_data, run: RunDirectory, epochs: int,
-        monitor: str, mode: str, patience: int = 0, time_budget: float | None = None,
-        resume: bool = False, verbose: int = 1, clock: tf.Variable | None = None,
-        strategy: tf.distribute.Strategy | None = None, jit_compile: bool = False,
-        validation: Callable[[], dict[str, float]] | None = None) -> ResumableTraining:
+def mid_epoch_backups(every: CheckpointEvery | None, model: keras.Model,
+                      strategy: tf.distribute.Strategy) -> CheckpointEvery | None:
+    """`every`, unless backups within an epoch cannot be exact here: a model carrying
+    state between batches on several replicas (one backup holds one replica's), or
+    time-based backups on several workers (each would stop at another step)."""
+    if every is None:
+        return None
+    if getattr(model, "carried_variables", ()) and strategy.num_replicas_in_sync > 1:
+        log.info("Backups at epoch ends only: the carried state of %d replicas is not "
+                 "saved mid-epoch.", strategy.num_replicas_in_sync)
+        return None
+    if every.seconds and distribute.is_multi_worker(strategy):
+        log.info("Backups at epoch ends only under multi-worker training: give "
+                 "--checkpoint-every in steps (e.g. 500steps) for backups within an epoch.")
+        return CheckpointEvery(steps=every.steps) if every.steps else None
+    return every
+
+
+def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, run: RunDirectory,
+        epochs: int, monitor: str, mode: str, patience: int = 0,
+        time_budget: float | None = None, resume: bool = False, verbose: int = 1,
+        clock: tf.Variable | None = None, strategy: tf.distribute.Strategy | None = None,
+        jit_compile: bool = False, validation: Callable[[], dict[str, float]] | None = None,
+        steps_per_epoch: int | None = None,
+        checkpoint_every: CheckpointEvery | None = None,
+        watch: Callable[[int, dict[str, float]], None] | None = None) -> ResumableTraining:
     """Train epoch by epoch with resume, best-epoch selection, a time budget and
     TensorBoard logs; the best weights are loaded at the end.
 
-    `validation`, when given, adds metrics after every epoch's Keras validation (BLEU,
-    WER: what the user's decoder scores), which `monitor` may name.
+    `train_data` follows the contract of this module's docstring. An epoch is one pass,
+    or `steps_per_epoch` batches of the stream of passes (validation then runs every
+    that many steps). `validation`, when given, adds metrics after every epoch's Keras
+    validation (BLEU, WER: what the user's decoder scores), which `monitor` may name.
+    `watch(epoch, logs)` sees every epoch's logs (warnings such as `BaselineWatch`).
     """
+    from apps.progress import RunProgress
+
     strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        state = load_backup(model, run) if resume else None
+    passes = as_passes(train_data)
+    state = run.read_state() if resume else None
     tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state, clock)
-    initial_epoch = state["epoch"] + 1 if state else 0
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
-    if initial_epoch < epochs and not stopped_early:
-        loop = TrainingLoop(model, strategy, next(iter(train_data)), jit_compile)
+    if tracker.epochs_done < epochs and not stopped_early:
+        loop = TrainingLoop(model, strategy, next(iter(passes(0))), jit_compile)
+        tracker.checkpoint_every = mid_epoch_backups(checkpoint_every, model, strategy)
+        if state is not None:
+            with strategy.scope():
+                restore_state(model, run, state)
+            log.info("Resuming %s", resume_message(state))
+        stream = DataStream(passes, strategy, tracker.position)
+        steps = steps_per_epoch or known_length(passes(0))
+        progress = RunProgress(epochs, steps, time_budget, tracker) if verbose else None
         writers = {side: tf.summary.create_file_writer(str(run.logs / side))
                    for side in ("train", "validation")}
-        steps = int(train_data.cardinality())
-        for epoch in range(initial_epoch, epochs):
-            if verbose:
-                log.info("Epoch %d/%d", epoch + 1, epochs)
-            progress = keras.utils.Progbar(steps if steps > 0 else None) if verbose else None
+        for epoch in range(tracker.epochs_done + 1, epochs + 1):
+            first_step = tracker.epoch_steps if epoch == tracker.epochs_done + 1 else 0
+            if progress is not None:
+                progress.start_epoch(epoch, first_step)
             tracker.start_epoch()
             with lost_workers_said_plainly(strategy, tracker):
-                logs = loop.train_epoch(train_data, tracker, progress)
+                logs = loop.train_epoch(stream.epoch(None if steps_per_epoch is None
+                                                     else steps_per_epoch - first_step),
+                                        tracker, progress, epoch, stream, first_step)
                 logs.update(loop.evaluate(valid_data))
             if validation is not None:
                 logs.update(validation())
+            tracker.epoch_steps = 0
             if progress is not None:
-                progress.update(loop.steps, list(logs.items()), finalize=True)
+                progress.end_epoch(loop.steps, logs)
             _write_summaries(writers, epoch, logs)
-            tracker.end_epoch(model, epoch, logs)
+            if watch is not None:
+                watch(epoch, logs)
+            tracker.end_epoch(model, epoch, logs, stream.position)
             if tracker.stop:
                 break
     if not run.best_weights.is_file():
         raise AppError("Training ended before one epoch was complete: nothing to keep.")
     model.load_weights(run.best_weights)
     return tracker
+
+
+def resume_message(state: dict[str, Any]) -> str:
+    """Where a resumed run continues, in the 1-based numbering of history.csv."""
+    where = (f"in epoch {state['epoch'] + 1} after its step {state['step']}" if state["step"]
+             else f"after epoch {state['epoch']}")
+    best = (f" (best {state['monitor']} {state['best']:.4f} at epoch {state['best_epoch']})"
+            if state["best_epoch"] else "")
+    return where + best + "."
 
 
 def finish(run: RunDirectory, metrics: dict[str, Any]) -> None:

@@ -27,6 +27,17 @@ log = logging.getLogger(__name__)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
 MAX_SENTENCE_BYTES = 1 << 16
+_progress_bars = {"shown": True}
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """Tokenizer training without its progress bar (`train --quiet`)."""
+    shown, _progress_bars["shown"] = _progress_bars["shown"], False
+    try:
+        yield
+    finally:
+        _progress_bars["shown"] = shown
 
 
 @contextlib.contextmanager
@@ -91,7 +102,8 @@ class Tokenizer:
 
         def sentences():
             for text in tqdm(texts, total=total, desc="tokenizer", unit=" texts",
-                             leave=False, mininterval=1.0):
+                             leave=False, mininterval=1.0,
+                             disable=not _progress_bars["shown"]):
                 if text:
                     seen["sentences"] += 1
                     yield text[:MAX_SENTENCE_BYTES]

@@ -16,12 +16,14 @@ import numpy as np
 import tensorflow as tf
 
 from apps import schedule
+from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
 from apps.settings import ScheduledTaskSettings, setting
 from apps.task import Task, TrainingPlan
+from apps.training import pass_seed
 from pipelines import sources, streams
 from pipelines.inputters import TextInputter
 from pipelines.tokenizer import UNK_ID
@@ -151,15 +153,22 @@ class LanguageModelTask(Task):
         length = settings.sequence_length
         valid_streams = streams.fitting_streams(len(valid_ids) + 1, settings.batch_size, length)
         valid_streams = max(replicas, valid_streams // replicas * replicas)
-        train_data = streams.stream_dataset(
-            train_stream, settings.batch_size, length, "training",
-            shuffle_seed=None if settings.stateful else settings.seed)
+        def train_data(epoch):  # pass `epoch` of the training data: apps.training
+            return streams.stream_dataset(
+                train_stream, settings.batch_size, length, "training",
+                shuffle_seed=None if settings.stateful else pass_seed(settings.seed, epoch))
+
         valid_data = streams.stream_dataset(streams.with_bos(valid_ids), valid_streams, length,
                                             "validation")
         log.info("%d training tokens (%d batches of %d x %d), %d validation tokens.",
-                 len(train_stream) - 1, int(train_data.cardinality()), settings.batch_size,
+                 len(train_stream) - 1, int(train_data(0).cardinality()), settings.batch_size,
                  length, len(valid_ids))
         return train_data, valid_data
+
+    def baseline_loss(self, settings, inputters, train):
+        """Each token's frequency in (up to a million characters of) the training text."""
+        ids = inputters["text"].encode_stream(train["text"][:1_000_000])
+        return unigram_loss(np.bincount(ids, minlength=inputters["text"].vocab_size))
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size)

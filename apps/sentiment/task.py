@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps import plots, runner, schedule
+from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
 from apps.layers import POOLINGS
@@ -23,6 +24,7 @@ from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
 from apps.settings import TaskSettings, setting
 from apps.task import Examples, Task, Trained, TrainingPlan
+from apps.training import pass_seed
 from pipelines import batching, sources
 from pipelines.inputters import LabelsInputter, TextInputter
 
@@ -75,14 +77,19 @@ class SentimentTask(Task):
                             f"{', '.join(map(repr, unseen[:5]))}.")
 
     def datasets(self, settings, inputters, train, valid, replicas=1):
-        def batches(examples: Examples, source: str, shuffle: bool):
-            columns = [inputters["text"].encode(examples["text"]),
-                       inputters["label"].encode(examples["label"], source)]
-            return batching.bucketed_dataset(columns, settings.batch_size, settings.seed,
-                                             shuffle)
+        def columns(examples: Examples, source: str):
+            return [inputters["text"].encode(examples["text"]),
+                    inputters["label"].encode(examples["label"], source)]
 
-        return (batches(train, settings.data, True),
-                batches(valid, settings.valid or settings.data, False))
+        train_columns = columns(train, settings.data)
+        valid_data = batching.bucketed_dataset(
+            columns(valid, settings.valid or settings.data), settings.batch_size,
+            settings.seed, False)
+        return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
+            train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
+
+    def baseline_loss(self, settings, inputters, train):
+        return unigram_loss(inputters["label"].counts)
 
     def build_model(self, settings, inputters):
         labels = inputters["label"]

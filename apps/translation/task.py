@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from apps import schedule
+from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
 from apps.settings import ScheduledTaskSettings, setting
 from apps.task import Examples, Task, TrainingPlan
+from apps.training import pass_seed
 from apps.translation import metrics, serving, translate
 from apps.translation.model import ATTENTIONS, build
 from pipelines import batching, parallel
@@ -140,13 +144,21 @@ class TranslationTask(Task):
             super().fit_inputters(inputters, train, valid, settings)
 
     def datasets(self, settings, inputters, train, valid, replicas=1):
-        def batches(examples, source, shuffle):
-            columns = pair_ids(inputters, examples, settings.max_length, source)
-            return batching.bucketed_dataset(columns, settings.batch_size, settings.seed,
-                                             shuffle)
+        train_columns = pair_ids(inputters, train, settings.max_length, settings.data)
+        valid_data = batching.bucketed_dataset(
+            pair_ids(inputters, valid, settings.max_length, settings.valid or settings.data),
+            settings.batch_size, settings.seed, False)
+        return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
+            train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
 
-        return (batches(train, settings.data, True),
-                batches(valid, settings.valid or settings.data, False))
+    def baseline_loss(self, settings, inputters, train):
+        """The best loss of one fixed target distribution (label-smoothed), from up to
+        20,000 training targets with their end ids."""
+        target = inputters["target"]
+        counts = np.zeros(target.vocab_size)
+        for ids in target.tokenizer.encode(train["target"][:20_000]):
+            np.add.at(counts, [*ids, EOS_ID], 1)
+        return unigram_loss(counts, target.vocab_size, settings.label_smoothing)
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["source"].vocab_size, inputters["target"].vocab_size)

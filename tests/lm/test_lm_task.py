@@ -26,7 +26,7 @@ def load_signatures(path):
 def test_tiny_model_learns_real_text(tiny_run):
     run_dir, report = tiny_run
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"]) - 0.3
     # Below the characters' unigram entropy (3.3 nats): it learned more than frequencies.
     assert report["nats_per_char"] < 2.6

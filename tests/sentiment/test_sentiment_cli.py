@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli
-from resume_helpers import history_epochs, train_killed_after
+from resume_helpers import assert_same_run, history_epochs, train_killed_after
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,20 +19,31 @@ def apps_command(*args):
     return [sys.executable, "-m", "apps", *map(str, args)]
 
 
-def test_resume_after_kill_9(tmp_path, sentiment_sample):
+def test_resume_after_kill_9_equals_the_uninterrupted_run(tmp_path, sentiment_sample):
+    """kill -9 (within an epoch, after backups every 3 steps), rerun: the same history
+    and weights, bit for bit, as a run never killed (issue 17 item 6)."""
+    def command(output):
+        return apps_command(
+            "sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
+            sentiment_sample / "valid.tsv", "--output", output, "--epochs", 6, "--units", 8,
+            "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0,
+            "--checkpoint-every", "3steps", "--quiet")
+
     output = tmp_path / "run"
-    command = apps_command(
-        "sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
-        sentiment_sample / "valid.tsv", "--output", output, "--epochs", 12, "--units", 8,
-        "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0, "--quiet")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = train_killed_after(command, output, wait=120)
-    assert 2 <= len(done) < 12 and (output / "backup" / "state.json").is_file()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = train_killed_after(command(output), output, wait=120)
+    assert 2 <= len(done) < 6 and (output / "backup" / "state.json").is_file()
+    finished = subprocess.run(command(output), env=env, capture_output=True, text=True,
+                              timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert history_epochs(output / "history.csv") == list(range(12))
+    assert history_epochs(output / "history.csv") == list(range(1, 7))
     assert not (output / "backup").exists()
-    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    whole = subprocess.run(command(tmp_path / "whole"), env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert_same_run(tmp_path / "whole", output)
+    again = subprocess.run(command(output), env=env, capture_output=True, text=True,
+                           timeout=120)
     assert again.returncode == 1 and "already holds a finished run" in again.stderr
 
 

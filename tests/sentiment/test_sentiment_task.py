@@ -32,10 +32,10 @@ def test_a_tiny_model_learns_the_sample(tiny_run):
     labels = json.loads((run_dir / "labels.json").read_text())
     assert labels["labels"] == ["negative", "positive"] and sum(labels["counts"]) == 400
     rows = list(csv.DictReader(run.history.open()))
-    assert [int(r["epoch"]) for r in rows] == list(range(8))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(rows[0])
     best = max(range(8), key=lambda i: float(rows[i]["val_accuracy"]))
-    assert report["best_epoch"] == best
+    assert report["best_epoch"] == best + 1  # epochs are numbered from 1
 
 
 def test_evaluate_reports_the_validation_numbers(tiny_run, sentiment_sample):
@@ -78,25 +78,26 @@ def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_setting
     runner.train(task.TASK, settings, output, verbose=0)
     run = training.RunDirectory(output)
     first = list(csv.DictReader(run.history.open()))
-    # Make the finished run look interrupted after epoch 1, as kill -9 would leave it.
+    # Make the finished run look interrupted after epoch 2, as kill -9 would leave it.
     run.metrics.unlink()
-    state = {"epoch": 1, "weights": "w.weights.h5", "optimizer": "o.npz",
-             "monitor": "val_accuracy", "best": 0.99, "best_epoch": 0, "bad_epochs": 1,
+    state = {"epoch": 2, "step": 0, "position": {"pass": 2, "batch": 0},
+             "weights": "w.weights.h5", "arrays": "s.npz",
+             "monitor": "val_accuracy", "best": 0.99, "best_epoch": 1, "bad_epochs": 1,
              "seconds": 1.0, "history": [dict(r, epoch=int(r["epoch"])) for r in first]}
     inputters = task.TASK.make_inputters(settings)
     for inputter in inputters.values():
         inputter.load(run.path)
     train_data, valid_data = task.TASK.datasets(settings, inputters,
                                                 *task.TASK.read_training_data(settings))
-    plan = TrainingPlan(train_data, valid_data, None)
+    plan = TrainingPlan(train_data(0), valid_data, None)
     model = task.TASK.build_model(settings, inputters)
     model.load_weights(run.best_weights)
     task.TASK.compile_model(model, settings, plan)
-    model.optimizer.build(model.trainable_variables)
+    training.TrainingLoop(model, tf.distribute.get_strategy(), next(iter(train_data(0))))
     model.optimizer.iterations.assign(1234)
     run.backup.mkdir()
     model.save_weights(run.backup / "w.weights.h5")
-    np.savez(run.backup / "o.npz", **training.optimizer_arrays(model.optimizer))
+    np.savez(run.backup / "s.npz", **training.state_arrays(model))
     training.write_json(run.state, state)
 
     resumed = task.TASK.build_model(settings, inputters)
@@ -104,10 +105,10 @@ def test_resume_keeps_optimizer_state_and_best_score(tmp_path, sentiment_setting
     tracker = training.fit(resumed, train_data, valid_data, run, epochs=3,
                            monitor="val_accuracy", mode="max", resume=True, verbose=0)
     steps_per_epoch = 13  # 400 examples / 32, bucketed batches may add a few
-    with np.load(run.backup / "epoch-2.optimizer.npz") as saved:  # after the resumed epoch
+    with np.load(run.backup / "epoch-3-step-0.state.npz") as saved:  # after the resumed epoch
         iterations = int(saved["0000"])
     assert 1234 + steps_per_epoch <= iterations <= 1234 + 20
-    assert [row["epoch"] for row in tracker.rows] == [0, 1, 2]
+    assert [row["epoch"] for row in tracker.rows] == [1, 2, 3]
     assert tracker.best >= 0.99  # the best score survived the restart
 
 
@@ -198,4 +199,4 @@ def test_the_best_epoch_may_be_chosen_by_a_task_metric_computed_after_each_epoch
                                    verbose=0)
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
     assert [float(r["val_picky"]) for r in rows] == [0.2, 0.9, 0.4]
-    assert report["best_epoch"] == 1
+    assert report["best_epoch"] == 2

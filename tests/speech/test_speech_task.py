@@ -99,7 +99,7 @@ def test_a_killed_run_resumes_after_its_last_epoch(tmp_path, corpus):
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = list(csv.DictReader((output / "history.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert not (output / "backup").exists()
 
 

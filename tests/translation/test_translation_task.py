@@ -29,7 +29,7 @@ def test_a_tiny_translator_learns_to_reverse_digits(tiny_run, translation_settin
     assert report["bleu"] > 70 and report["sentences"] == 60
     assert "tok:13a" in learned["signature"] and learned["chrf"] > chance["chrf"]
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
-    assert "val_bleu" in rows[0] and report["best_epoch"] == int(np.argmax(
+    assert "val_bleu" in rows[0] and report["best_epoch"] == 1 + int(np.argmax(
         [float(r["val_bleu"]) for r in rows]))
 
 
@@ -125,7 +125,7 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, translation_s
     monkeypatch.undo()
     run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     rows = list(csv.DictReader((run_dir / "history.csv").open()))
-    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]
     assert report["epochs_run"] == 4 and not (run_dir / "backup").exists()
 
 
