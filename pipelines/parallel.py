@@ -7,7 +7,8 @@ Three forms, named on the command line as one source:
   layout of Multi30k, fairseq and OpenNMT corpora);
 - a TSV, CSV or JSONL file of pairs, its columns named (`--source-column`, the
   language codes, or source/target, src/tgt) or, for a TSV or CSV without such a
-  header, the first two columns;
+  header, the first two columns. A header (or JSONL keys) of exactly two language
+  codes (`de<TAB>en`) needs no flag: the first is the source, the second the target;
 - `tfds:NAME[/CONFIG][:SPLIT]`, a TFDS translation set whose language features are
   named by the language codes (the set's supervised keys when none is given).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,12 +177,33 @@ def pick_pair_columns(columns: list[str], source_lang, target_lang, source_colum
     found = (guess(source_column, source_lang, SOURCE_GUESSES),
              guess(target_column, target_lang, TARGET_GUESSES))
     if found[0] is None and found[1] is None:
-        return None
+        languages = language_columns(columns)
+        if languages and (source_lang or target_lang):
+            raise DataError(f"'{path}' has the columns {', '.join(languages)}, not "
+                            f"{source_lang or target_lang}: pass --source-lang and "
+                            "--target-lang from those.")
+        if languages:
+            log.info("Reading '%s' as %s -> %s (its header names the languages; pass "
+                     "--source-lang and --target-lang to choose).", path, *languages)
+        return languages
     if None in found:
         side = "source" if found[0] is None else "target"
         raise DataError(f"Cannot tell which column of '{path}' holds the {side} (columns: "
                         f"{', '.join(columns)}): pass --{side}-column.")
     return found
+
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+def language_columns(columns: list[str]) -> tuple[str, str] | None:
+    """(source, target) when a table has exactly two columns and both are named by a
+    language code (`de`, `en`, `pt_br`, `zh-Hant`): one rule for a TSV / CSV header and
+    for JSONL keys, so `de<TAB>en` is a header, never a sentence pair."""
+    names = [c.strip() for c in columns]
+    if len(names) == 2 and names[0] != names[1] and all(LANGUAGE_CODE.match(n) for n in names):
+        return columns[0], columns[1]
+    return None
 
 
 # ------------------------------------------------------------------------------- TFDS
