@@ -46,6 +46,15 @@ def fitting_streams(tokens: int, streams: int, length: int) -> int:
     return max(1, min(streams, (tokens - 1) // length))
 
 
+def fitting_length(tokens: int, streams: int, length: int) -> int:
+    """The longest segment (at most `length`) with which `tokens` ids (the begin id
+    included) fill one batch of `streams` rows; 0 when they cannot fill even one column.
+
+    Validation keeps the training batch's rows (a stateful model carries one state per
+    row) and shortens its segments when the text is short."""
+    return max(0, min(length, (tokens - 1) // streams))
+
+
 def stream_dataset(stream: np.ndarray, streams: int, length: int, what: str,
                    shuffle_seed: int | None = None) -> tf.data.Dataset:
     """((ids, first), targets) batches; `first` is True on the batch that starts the stream.

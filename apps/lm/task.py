@@ -98,6 +98,24 @@ def split_off_the_end(train: dict, fraction: float, source: str):
     return {"text": text[:cut]}, {"text": text[cut:]}
 
 
+def validation_length(tokens: int, settings) -> int:
+    """Segment length for the validation text: the training batch's rows (a stateful
+    model carries one state per row, the same count in training and validation), with
+    shorter segments when the text is short; too short even for that is said before
+    training, with what to change."""
+    length = streams.fitting_length(tokens, settings.batch_size, settings.sequence_length)
+    if length < 1:
+        raise DataError(f"The validation text has {tokens - 1} tokens, fewer than the "
+                        f"{settings.batch_size} parallel streams of --batch-size: give more "
+                        "validation text (--valid, or a larger --valid-fraction) or lower "
+                        "--batch-size.")
+    if length < settings.sequence_length:
+        log.info("The validation text is short: it is read in segments of %d tokens "
+                 "(--sequence-length %d) across the %d streams of --batch-size.", length,
+                 settings.sequence_length, settings.batch_size)
+    return length
+
+
 def unknown_characters(inputter: TextInputter, text: str) -> list[str]:
     """Characters of `text` the tokenizer has no piece for (they become the unknown id)."""
     return sorted(c for c in set(text) if UNK_ID in inputter.tokenizer.encode([c])[0])
@@ -149,13 +167,12 @@ class LanguageModelTask(Task):
             log.warning("%d token(s) of the validation text are characters the training text "
                         "lacks: they count as unknown.", unknown)
         length = settings.sequence_length
-        valid_streams = streams.fitting_streams(len(valid_ids) + 1, settings.batch_size, length)
-        valid_streams = max(replicas, valid_streams // replicas * replicas)
+        valid_length = validation_length(len(valid_ids) + 1, settings)
         train_data = streams.stream_dataset(
             train_stream, settings.batch_size, length, "training",
             shuffle_seed=None if settings.stateful else settings.seed)
-        valid_data = streams.stream_dataset(streams.with_bos(valid_ids), valid_streams, length,
-                                            "validation")
+        valid_data = streams.stream_dataset(streams.with_bos(valid_ids), settings.batch_size,
+                                            valid_length, "validation")
         log.info("%d training tokens (%d batches of %d x %d), %d validation tokens.",
                  len(train_stream) - 1, int(train_data.cardinality()), settings.batch_size,
                  length, len(valid_ids))
