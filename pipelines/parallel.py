@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apps.errors import DataError
+from pipelines import records
 from pipelines.sources import (
     TfdsSpec,
     _check_file,
     _feature_key,
     _read_jsonl,
     is_tfds,
+    json_objects,
     read_lines,
     tfds_load,
 )
@@ -78,6 +80,47 @@ def drop_empty(pairs: Pairs, source: str) -> Pairs:
     if not kept:
         raise DataError(f"'{source}' holds no pair with both a source and a target sentence.")
     return Pairs([s for s, _ in kept], [t for _, t in kept])
+
+
+def pair_reader(source: str, source_lang: str | None = None, target_lang: str | None = None,
+                source_column: str | None = None, target_column: str | None = None
+                ) -> records.RecordReader:
+    """The streaming reader of a prefix or a table of pairs (the same columns and checks
+    as `read_parallel`, decided from the header or first line alone)."""
+    if is_tfds(source):
+        raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
+    path = Path(source)
+    if not path.is_file():
+        if not source_lang or not target_lang:
+            read_prefix_pairs(source, source_lang, target_lang)  # the one-sentence error
+        paths = tuple(Path(f"{source}.{lang}") for lang in (source_lang, target_lang))
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise DataError(f"Missing language file(s) {', '.join(map(repr, missing))} for "
+                            f"the pair {source}.{{{source_lang},{target_lang}}}.")
+        for side in paths:
+            _check_file(side)
+        return records.LinePairsReader(paths, name=describe(source, source_lang, target_lang))
+    path = _check_file(path)
+    delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
+    if delimiter is None:
+        first = next((row for _, row in json_objects(path)), {})
+        keys = pick_pair_columns(list(first), source_lang, target_lang, source_column,
+                                 target_column, path)
+        if keys is None:
+            raise DataError(f"Cannot tell which keys of '{path}' hold the source and the "
+                            f"target (keys: {', '.join(first) or 'none'}): pass "
+                            "--source-column and --target-column.")
+        return records.JsonlReader(path, tuple(keys))
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    rows = csv.reader(read_lines(path), delimiter=delimiter, quoting=quoting)
+    header = next((row for row in rows if any(cell.strip() for cell in row)), [])
+    keys = pick_pair_columns(header, source_lang, target_lang, source_column, target_column,
+                             path)
+    if keys is None:
+        return records.TableReader(path, delimiter, (0, 1), header=False)
+    return records.TableReader(path, delimiter, tuple(header.index(k) for k in keys),
+                               header=True)
 
 
 # ---------------------------------------------------------------------------- prefix

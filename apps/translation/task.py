@@ -18,11 +18,13 @@ from typing import Any
 from apps import schedule
 from apps.config import require
 from apps.errors import DataError
-from apps.settings import ScheduledTaskSettings, setting
+from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.translation import metrics, serving, translate
 from apps.translation.model import ATTENTIONS, build
-from pipelines import batching, parallel
+import tensorflow as tf
+
+from pipelines import batching, parallel, records, sources
 from pipelines.inputters import TextInputter
 from pipelines.tokenizer import EOS_ID
 
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationSettings(ScheduledTaskSettings):
+class TranslationSettings(ScheduledTaskSettings, StreamingSettings):
     """Everything `apps translation train` can be told; saved as the run's config.json."""
 
     data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "
@@ -103,6 +105,53 @@ def pair_ids(inputters, examples: Examples, max_length: int, source: str):
             batching.Ragged.from_rows([sides[1][i] + [EOS_ID] for i in keep]))
 
 
+def both_sides(values) -> bool:
+    return bool(values[0].strip() and values[1].strip())
+
+
+def streamed_pairs(settings, inputters, train: records.Streamed) -> tf.data.Dataset:
+    """Training batches read from the files on every pass (`pipelines.records`):
+    tokenised by the graph op, pairs over --max-length dropped, bucketed by length."""
+    source, target = inputters["source"], inputters["target"]
+    sample = [values for values in train.scan.record_sample]
+    lengths = [(len(s), len(t) + 1) for s, t in zip(
+        source.tokenizer.encode([v[0] for v in sample]),
+        target.tokenizer.encode([v[1] for v in sample]))]
+    kept = [max(pair) for pair in lengths if max(pair) <= settings.max_length + 1]
+    if not kept:
+        raise DataError(f"Every sampled pair of {settings.data} is longer than --max-length "
+                        f"{settings.max_length} tokens: raise --max-length.")
+    keep_rate = len(kept) / len(lengths)
+    if keep_rate < 1:
+        log.warning("About %.1f%% of the pairs of %s are longer than --max-length %d tokens "
+                    "and are left out.", 100 * (1 - keep_rate), settings.data,
+                    settings.max_length)
+    workers = train.shard.count
+    if settings.batch_size % workers:
+        raise DataError(f"--batch-size {settings.batch_size} must be a multiple of the "
+                        f"{workers} workers: each reads its own shard.")
+    boundaries = batching.bucket_boundaries(kept, settings.batch_size)
+    steps = batching.stream_steps(round(train.scan.training_records * keep_rate / workers)
+                                  * workers, settings.batch_size, boundaries)
+    order = records.DataOrder(settings.seed)
+    source.graph_tokenizer, target.graph_tokenizer  # noqa: B018 - made eagerly, not in a trace
+    rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
+                                                          both_sides), 2)
+    rows = batching.tokenized_rows(rows, lambda s, t: (source.tokenize(s, cut=False),
+                                                        target.tokenize(t, cut=False)))
+    eos = tf.constant([EOS_ID], tf.int32)
+    rows = rows.filter(lambda s, t: tf.logical_and(tf.size(s) <= settings.max_length,
+                                                   tf.size(t) <= settings.max_length))
+    rows = rows.map(lambda s, t: (tf.maximum(tf.size(s), tf.size(t) + 1), s,
+                                  tf.concat([t, eos], 0)))
+    dataset = batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
+    dataset.data_order = order
+    log.info("Streaming %s: about %d pairs, %d batches an epoch, shuffled %d at a time; "
+             "this worker reads %s.", train.reader.name, train.scan.training_records, steps,
+             settings.shuffle_buffer, train.shard.describe())
+    return dataset
+
+
 class TranslationTask(Task):
     name = "translation"
     title = "translator"
@@ -132,7 +181,33 @@ class TranslationTask(Task):
         joint = TextInputter(settings.tokenizer, settings.vocab_size, settings.max_length)
         return {"source": joint, "target": joint}
 
+    def read_training_data(self, settings):
+        if not sources.should_stream(settings, settings.source_lang, settings.target_lang):
+            return super().read_training_data(settings)
+        reader = parallel.pair_reader(settings.data, settings.source_lang, settings.target_lang,
+                                      settings.source_column, settings.target_column)
+        columns = {key: getattr(settings, key) for key in self.column_options}
+        valid = self.read(settings.valid, "validation", **columns) if settings.valid else None
+        scan = records.scan(reader, settings.seed, settings.tokenizer_sample, (0, 1),
+                            hold_out_fraction=None if valid else settings.valid_fraction,
+                            keep=both_sides)
+        train = records.Streamed(reader, scan, records.Shard.of_this_worker()
+                                 if settings.strategy == "multi-worker" else records.Shard())
+        if valid is None:
+            valid = train.held_out_columns(("source", "target"))
+            log.info("Held out %d pairs of %s for validation.", len(valid["source"]),
+                     settings.data)
+        return train, valid
+
     def fit_inputters(self, inputters, train, valid, settings):
+        if isinstance(train, records.Streamed):
+            sample = train.scan.text_sample
+            if inputters["source"] is inputters["target"]:
+                inputters["source"].fit(sample, total=len(sample))
+            else:
+                for position, side in enumerate(("source", "target")):
+                    inputters[side].fit(train.scan.text_samples[position])
+            return
         if inputters["source"] is inputters["target"]:
             inputters["source"].fit(train["source"] + train["target"],
                                     total=2 * len(train["source"]))
@@ -145,7 +220,9 @@ class TranslationTask(Task):
             return batching.bucketed_dataset(columns, settings.batch_size, settings.seed,
                                              shuffle)
 
-        return (batches(train, settings.data, True),
+        train_data = streamed_pairs(settings, inputters, train) if isinstance(
+            train, records.Streamed) else batches(train, settings.data, True)
+        return (train_data,
                 batches(valid, settings.valid or settings.data, False))
 
     def build_model(self, settings, inputters):
