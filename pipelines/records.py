@@ -374,3 +374,28 @@ class Streamed:
         """A generator function for `tf.data.Dataset.from_generator` (a new pass per call)."""
         return lambda: training_records(self.reader, order, self.shard, self.scan.held_out,
                                         buffer, keep)
+
+
+def streamed_splits(reader: RecordReader, settings, sides: tuple[str, ...],
+                    read_valid: Callable[[], dict], text_sides: tuple[int, ...],
+                    label_side: int | None = None,
+                    keep: Callable[[tuple[str, ...]], bool] = lambda values: True
+                    ) -> tuple[Streamed, dict]:
+    """(training, validation) for `Task.read_training_data` when streaming: the training
+    records stay in their files (one `scan` first); validation is --valid read into
+    memory, or a seeded hold-out of at most HELD_OUT_LIMIT records."""
+    valid = read_valid() if settings.valid else None
+    found = scan(reader, settings.seed, settings.tokenizer_sample, text_sides, label_side,
+                 hold_out_fraction=None if valid else settings.valid_fraction, keep=keep)
+    shard = Shard.of_this_worker() if settings.strategy == "multi-worker" else Shard()
+    train = Streamed(reader, found, shard)
+    if valid is None:
+        valid = train.held_out_columns(sides)
+        if not valid[sides[0]]:
+            raise DataError(f"'{reader.name}' has too few records to hold some out for "
+                            "validation: add data or pass --valid.")
+        log.info("Held out %d of the %d records of %s for validation (at most %d).",
+                 len(valid[sides[0]]), found.records, reader.name, HELD_OUT_LIMIT)
+    log.info("Streaming %s (%d training records); this worker reads %s.", reader.name,
+             found.training_records, shard.describe())
+    return train, valid

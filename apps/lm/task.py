@@ -20,7 +20,7 @@ from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
-from apps.settings import ScheduledTaskSettings, setting
+from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Task, TrainingPlan
 from pipelines import sources, streams
 from pipelines.inputters import TextInputter
@@ -32,7 +32,7 @@ REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
-class LanguageModelSettings(ScheduledTaskSettings):
+class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out
@@ -137,6 +137,38 @@ def evaluate_model(model, inputter: TextInputter, text: str) -> dict:
     return stream_report(float(total[0]), len(ids), len(text))
 
 
+def streamed_text(settings, inputter: TextInputter, corpus: streams.CorpusFile):
+    """Training batches read from the file side by side (one byte range per row of the
+    global batch), tokenised by the graph op as they are read; nothing of the text held.
+    An epoch's length is estimated from the sample's tokens per byte (the tail a short
+    estimate leaves out is under 3% of each row)."""
+    length, rows = settings.sequence_length, settings.batch_size
+    sample_bytes = sum(len(line.encode("utf-8")) for line in corpus.sample) or 1
+    sample_tokens = sum(len(ids) for ids in inputter.tokenizer.encode(corpus.sample))
+    per_row = corpus.end * sample_tokens / sample_bytes / rows
+    steps = int(per_row * 0.97) // length
+    if steps < 1:
+        raise DataError(f"'{settings.data}' is too short for {rows} streams of "
+                        f"--sequence-length {length}: lower --batch-size or turn "
+                        "--streaming off.")
+    workers, worker = 1, 0
+    if settings.strategy == "multi-worker":
+        from pipelines.records import Shard
+
+        shard = Shard.of_this_worker()
+        workers, worker = shard.count, shard.index
+    ranges = streams.byte_ranges(corpus.path, 0, corpus.end, rows)
+    inputter.graph_tokenizer  # noqa: B018 - made eagerly, not inside a trace
+    dataset = streams.streamed_dataset(
+        corpus.path, ranges, inputter.tokenize, length, steps, workers, worker,
+        shuffle_seed=None if settings.stateful else settings.seed)
+    log.info("Streaming %d rows of about %d tokens each (%d batches of %d x %d an epoch); "
+             "this worker reads rows %s.", rows, per_row, steps, rows, length,
+             ", ".join(str(r + 1) for r in range(worker, rows, workers)[:8]) +
+             (", ..." if rows // workers > 8 else ""))
+    return dataset
+
+
 class LanguageModelTask(Task):
     name = "lm"
     title = "language model"
@@ -152,7 +184,25 @@ class LanguageModelTask(Task):
     def make_inputters(self, settings):
         return {"text": TextInputter(settings.tokenizer, settings.vocab_size, exact_text=True)}
 
+    def read_training_data(self, settings):
+        if not sources.should_stream(settings):
+            return super().read_training_data(settings)
+        valid = self.read(settings.valid, "validation", settings.text_column) \
+            if settings.valid else None
+        corpus, held = streams.CorpusFile.open(
+            settings.data, None if valid else settings.valid_fraction,
+            settings.tokenizer_sample, settings.seed)
+        if valid is None:
+            log.info("Holding out the last %d characters of %s for validation.", len(held),
+                     settings.data)
+            valid = {"text": held}
+        log.info("Streaming %s (%d bytes of training text).", settings.data, corpus.end)
+        return corpus, valid
+
     def fit_inputters(self, inputters, train, valid, settings):
+        if isinstance(train, streams.CorpusFile):
+            inputters["text"].fit(train.sample, total=len(train.sample))
+            return
         lines = train["text"].splitlines(keepends=True)
         inputters["text"].fit(lines, total=len(lines))
 
@@ -160,23 +210,30 @@ class LanguageModelTask(Task):
         if settings.batch_size % replicas:
             raise ConfigError(f"--batch-size {settings.batch_size} must be a multiple of the "
                               f"{replicas} replicas: each carries its own streams.")
+        if isinstance(train, streams.CorpusFile):
+            return streamed_text(settings, inputters["text"], train), \
+                self.validation_data(settings, inputters["text"], valid)
         train_stream = streams.with_bos(inputters["text"].encode_stream(train["text"]))
-        valid_ids = inputters["text"].encode_stream(valid["text"])
+        train_data = streams.stream_dataset(
+            train_stream, settings.batch_size, settings.sequence_length, "training",
+            shuffle_seed=None if settings.stateful else settings.seed)
+        log.info("%d training tokens (%d batches of %d x %d).", len(train_stream) - 1,
+                 int(train_data.cardinality()), settings.batch_size, settings.sequence_length)
+        return train_data, self.validation_data(settings, inputters["text"], valid)
+
+    @staticmethod
+    def validation_data(settings, inputter: TextInputter, valid) -> tf.data.Dataset:
+        """The validation text (held in memory: --valid, or a bounded hold-out) as
+        streams of the training batch's rows, shorter segments if it is short."""
+        valid_ids = inputter.encode_stream(valid["text"])
         unknown = int(np.sum(valid_ids == UNK_ID))
         if unknown:
             log.warning("%d token(s) of the validation text are characters the training text "
                         "lacks: they count as unknown.", unknown)
-        length = settings.sequence_length
         valid_length = validation_length(len(valid_ids) + 1, settings)
-        train_data = streams.stream_dataset(
-            train_stream, settings.batch_size, length, "training",
-            shuffle_seed=None if settings.stateful else settings.seed)
-        valid_data = streams.stream_dataset(streams.with_bos(valid_ids), settings.batch_size,
-                                            valid_length, "validation")
-        log.info("%d training tokens (%d batches of %d x %d), %d validation tokens.",
-                 len(train_stream) - 1, int(train_data.cardinality()), settings.batch_size,
-                 length, len(valid_ids))
-        return train_data, valid_data
+        log.info("%d validation tokens.", len(valid_ids))
+        return streams.stream_dataset(streams.with_bos(valid_ids), settings.batch_size,
+                                      valid_length, "validation")
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size)

@@ -146,9 +146,8 @@ def streamed_pairs(settings, inputters, train: records.Streamed) -> tf.data.Data
                                   tf.concat([t, eos], 0)))
     dataset = batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
     dataset.data_order = order
-    log.info("Streaming %s: about %d pairs, %d batches an epoch, shuffled %d at a time; "
-             "this worker reads %s.", train.reader.name, train.scan.training_records, steps,
-             settings.shuffle_buffer, train.shard.describe())
+    log.info("%d batches an epoch, shuffled %d pairs at a time.", steps,
+             settings.shuffle_buffer)
     return dataset
 
 
@@ -187,17 +186,9 @@ class TranslationTask(Task):
         reader = parallel.pair_reader(settings.data, settings.source_lang, settings.target_lang,
                                       settings.source_column, settings.target_column)
         columns = {key: getattr(settings, key) for key in self.column_options}
-        valid = self.read(settings.valid, "validation", **columns) if settings.valid else None
-        scan = records.scan(reader, settings.seed, settings.tokenizer_sample, (0, 1),
-                            hold_out_fraction=None if valid else settings.valid_fraction,
-                            keep=both_sides)
-        train = records.Streamed(reader, scan, records.Shard.of_this_worker()
-                                 if settings.strategy == "multi-worker" else records.Shard())
-        if valid is None:
-            valid = train.held_out_columns(("source", "target"))
-            log.info("Held out %d pairs of %s for validation.", len(valid["source"]),
-                     settings.data)
-        return train, valid
+        return records.streamed_splits(
+            reader, settings, ("source", "target"),
+            lambda: self.read(settings.valid, "validation", **columns), (0, 1), keep=both_sides)
 
     def fit_inputters(self, inputters, train, valid, settings):
         if isinstance(train, records.Streamed):
