@@ -9,6 +9,7 @@ import sys
 import click
 
 import apps
+from apps.errors import carried_by_tensorflow
 
 
 def _quiet_tensorflow(debug: bool) -> None:
@@ -45,6 +46,9 @@ class AppGroup(click.Group):
         except Exception as error:  # noqa: BLE001 - the last line of defence
             if ctx.meta.get("debug"):
                 raise
+            carried = carried_by_tensorflow(error)
+            if carried is not None:
+                raise carried from None
             message = str(error).strip().splitlines()
             reason = message[0] if message else type(error).__name__
             raise click.ClickException(

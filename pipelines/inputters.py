@@ -109,7 +109,8 @@ class TextInputter(Inputter):
     @property
     def graph_tokenizer(self):
         if self._graph_tokenizer is None:
-            self._graph_tokenizer = self.tokenizer.graph_tokenizer()
+            with tf.init_scope():  # made eagerly even when first asked inside a trace
+                self._graph_tokenizer = self.tokenizer.graph_tokenizer()
         return self._graph_tokenizer
 
     def trackables(self) -> list:

@@ -62,8 +62,8 @@ class Shard:
     def describe(self) -> str:
         if self.count == 1:
             return "every record"
-        return (f"records {self.index + 1}, {self.index + 1 + self.count}, ... (every "
-                f"{self.count}th, shard {self.index + 1} of {self.count})")
+        return (f"records {self.index + 1}, {self.index + 1 + self.count}, ... (shard "
+                f"{self.index + 1} of {self.count})")
 
 
 @dataclass

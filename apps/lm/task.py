@@ -158,7 +158,6 @@ def streamed_text(settings, inputter: TextInputter, corpus: streams.CorpusFile):
         shard = Shard.of_this_worker()
         workers, worker = shard.count, shard.index
     ranges = streams.byte_ranges(corpus.path, 0, corpus.end, rows)
-    inputter.graph_tokenizer  # noqa: B018 - made eagerly, not inside a trace
     dataset = streams.streamed_dataset(
         corpus.path, ranges, inputter.tokenize, length, steps, workers, worker,
         shuffle_seed=None if settings.stateful else settings.seed)

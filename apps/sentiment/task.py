@@ -71,7 +71,6 @@ def streamed_texts(settings, inputters, train: records.Streamed) -> tf.data.Data
                                              for ids in sample], settings.batch_size)
     steps = batching.stream_steps(train.scan.training_records, settings.batch_size, boundaries)
     order, table = records.DataOrder(settings.seed), labels.lookup()
-    text.graph_tokenizer  # noqa: B018 - made eagerly, not inside a trace
     rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
                                                           text_and_label), 2)
     rows = batching.tokenized_rows(rows, lambda texts, names: (

@@ -134,7 +134,6 @@ def streamed_pairs(settings, inputters, train: records.Streamed) -> tf.data.Data
     steps = batching.stream_steps(round(train.scan.training_records * keep_rate / workers)
                                   * workers, settings.batch_size, boundaries)
     order = records.DataOrder(settings.seed)
-    source.graph_tokenizer, target.graph_tokenizer  # noqa: B018 - made eagerly, not in a trace
     rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
                                                           both_sides), 2)
     rows = batching.tokenized_rows(rows, lambda s, t: (source.tokenize(s, cut=False),
