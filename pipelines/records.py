@@ -336,7 +336,7 @@ def training_records(reader: RecordReader, order: DataOrder, shard: Shard,
         draw, skipped = order.next_pass(), SkippedRecords(reader.name)
         pool: list[tuple[str, ...]] = []
         index = -1
-        for number, values in reader.records(skipped):
+        for _number, values in reader.records(skipped):
             if not keep(values):
                 continue
             index += 1

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tensorflow as tf
+
 from apps import schedule
 from apps.config import require
 from apps.errors import DataError
@@ -22,8 +24,6 @@ from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.translation import metrics, serving, translate
 from apps.translation.model import ATTENTIONS, build
-import tensorflow as tf
-
 from pipelines import batching, parallel, records, sources
 from pipelines.inputters import TextInputter
 from pipelines.tokenizer import EOS_ID
