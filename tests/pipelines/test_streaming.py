@@ -51,6 +51,7 @@ def python_peak(settings, folder: Path) -> int:
         tracemalloc.stop()
 
 
+@pytest.mark.slow  # about five minutes on two cores: pytest -m slow
 def test_a_million_line_source_trains_with_memory_that_does_not_grow_with_it(
         sentiment_settings, tmp_path):
     small = labelled_lines(tmp_path / "small.tsv", 100_000)
