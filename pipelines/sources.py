@@ -77,6 +77,11 @@ def _check_file(path: Path) -> Path:
     return path
 
 
+def check_file(path: Path) -> Path:
+    """`path` if it is a readable, non-empty text file; else one sentence saying why."""
+    return _check_file(path)
+
+
 def read_lines(path: Path) -> Iterator[str]:
     """Lines of a UTF-8 file without their newline; undecodable lines are skipped, counted."""
     path = _check_file(path)
@@ -214,6 +219,9 @@ def file_bytes(source: str, *suffixes: str) -> int:
 
 def should_stream(settings, *suffixes: str) -> bool:
     """--streaming: on, off, or auto (files over STREAM_ABOVE_BYTES)."""
+    if settings.streaming == "on" and is_tfds(settings.data):
+        raise DataError(f"'{settings.data}' is read through TensorFlow Datasets, not streamed "
+                        "from files: leave --streaming at auto or off.")
     if settings.streaming == "auto":
         return file_bytes(settings.data, *suffixes) > STREAM_ABOVE_BYTES
     return settings.streaming == "on"

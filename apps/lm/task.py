@@ -186,6 +186,7 @@ class LanguageModelTask(Task):
     def read_training_data(self, settings):
         if not sources.should_stream(settings):
             return super().read_training_data(settings)
+        sources.check_file(settings.data)
         valid = self.read(settings.valid, "validation", settings.text_column) \
             if settings.valid else None
         corpus, held = streams.CorpusFile.open(

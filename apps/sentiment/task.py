@@ -110,7 +110,7 @@ class SentimentTask(Task):
             (0,), label_side=1, keep=text_and_label)
 
     def fit_inputters(self, inputters, train, valid, settings):
-        if isinstance(train, records.Streamed):
+        if isinstance(train, records.Streamed):  # one sample, one counting pass
             inputters["text"].fit(train.scan.text_sample, total=len(train.scan.text_sample))
             inputters["label"].fit_counts(train.scan.labels)
         else:
