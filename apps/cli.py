@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 import apps
+from apps.errors import carried_by_tensorflow
 from apps.options import SectionedCommand, argument
 
 
@@ -48,6 +49,9 @@ class AppGroup(click.Group):
         except Exception as error:  # noqa: BLE001 - the last line of defence
             if ctx.meta.get("debug"):
                 raise
+            carried = carried_by_tensorflow(error)
+            if carried is not None:
+                raise carried from None
             message = str(error).strip().splitlines()
             reason = message[0] if message else type(error).__name__
             raise click.ClickException(

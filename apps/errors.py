@@ -39,3 +39,23 @@ def graph_assertion(message: str) -> str | None:
         if found:
             return found.group(1).replace("\\'", "'")
     return None
+
+
+def carried_by_tensorflow(error: Exception) -> AppError | None:
+    """The AppError a tf.data pipeline's Python reader raised (a file that vanished
+    while training read it), which TensorFlow hands on wrapped in an op error: its
+    sentence, without TensorFlow's frame."""
+    match = re.search(r"\b(\w*(?:Error|Changed)): (.+?)\n", str(error) + "\n")
+    if match is None or not hasattr(error, "op") or match.group(1) not in _error_classes():
+        return None
+    return _error_classes()[match.group(1)](match.group(2).strip())
+
+
+def _error_classes() -> dict[str, type]:
+    """AppError and its subclasses by name (read when needed: subclasses live elsewhere)."""
+    found, pending = {}, [AppError]
+    while pending:
+        kind = pending.pop()
+        found[kind.__name__] = kind
+        pending.extend(kind.__subclasses__())
+    return found

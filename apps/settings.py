@@ -229,6 +229,31 @@ class ScheduleSettings(Settings):
         require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
 
 
+STREAMING = ("auto", "on", "off")
+
+
+@dataclass
+class StreamingSettings(Settings):
+    """How a text task reads a large training corpus (pipelines.records)."""
+
+    streaming: str = setting(
+        "auto", "Read the training data from its files on every pass instead of holding it "
+        "in memory: on, off, or auto (on for training files over 64 MB; smaller ones train "
+        "faster from memory).", STREAMING)
+    shuffle_buffer: int = setting(100_000, "Records shuffled together when streaming (memory "
+                                  "grows with it, not with the corpus).")
+    tokenizer_sample: int = setting(1_000_000, "Sentences (lines) the tokenizer learns from "
+                                    "when streaming: a uniform sample drawn in one pass over "
+                                    "the training data.", section="tokenizer")
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.shuffle_buffer >= 1, "shuffle_buffer", "a positive whole number",
+                self.shuffle_buffer)
+        require(self.tokenizer_sample >= 1, "tokenizer_sample", "a positive whole number",
+                self.tokenizer_sample)
+
+
 @dataclass
 class TaskSettings(DataSettings, TokenizerSettings, EncoderSettings, TrainingSettings):
     """What every task's settings are made of: data, tokenizer, encoder, training."""

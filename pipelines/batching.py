@@ -151,6 +151,65 @@ def bucketed_dataset(
     return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(batches)))
 
 
+RECORD_CHUNK = 512  # records per step of a streamed source's Python generator
+
+
+def record_dataset(generator, width: int, chunk: int = RECORD_CHUNK) -> tf.data.Dataset:
+    """Chunks of records (`width` string vectors) from a Python generator function of
+    records that reads the files again on every call: nothing of the corpus is held.
+    Records travel `chunk` at a time (one Python call each, not one per record)."""
+    def chunks():
+        columns = [[] for _ in range(width)]
+        for values in generator():
+            for column, value in zip(columns, values):
+                column.append(value.encode("utf-8"))
+            if len(columns[0]) == chunk:
+                yield tuple(np.array(c, dtype=object) for c in columns)
+                columns = [[] for _ in range(width)]
+        if columns[0]:
+            yield tuple(np.array(c, dtype=object) for c in columns)
+
+    return tf.data.Dataset.from_generator(
+        chunks, output_signature=tuple(tf.TensorSpec([None], tf.string) for _ in range(width)))
+
+
+def tokenized_rows(chunks: tf.data.Dataset, tokenize) -> tf.data.Dataset:
+    """Chunks of records tokenised by `tokenize` (strings [N]... -> ragged ids), the
+    graph op the export uses, then one row per element."""
+    return chunks.map(tokenize).unbatch()
+
+
+def streamed_batches(rows: tf.data.Dataset, batch_size: int, boundaries: list[int],
+                     steps: int, workers: int = 1, padding=None) -> tf.data.Dataset:
+    """Batches of rows of similar length from an endless stream, `steps` of them an epoch.
+
+    The first element of a row picks its bucket (its longest side when the caller
+    orders them so, or pass rows whose first element is the length). With `workers`
+    (each reading its own shard) a worker batches `batch_size / workers` of its own
+    rows and repeats each `workers` times: `apps.distribute` gives worker w the rows
+    w, w + workers, ... of every global batch, which are then exactly its own rows.
+    """
+    local = batch_size // workers
+    dataset = rows.bucket_by_sequence_length(
+        element_length_func=lambda length, *_: length,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[local] * (len(boundaries) + 1),
+        padding_values=padding,
+        pad_to_bucket_boundary=False,
+    ).map(lambda _lengths, *columns: columns)
+    if workers > 1:
+        dataset = dataset.map(lambda *columns: tuple(tf.repeat(c, workers, axis=0)
+                                                     for c in columns))
+    dataset = dataset.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+    return prefetched(dataset)
+
+
+def stream_steps(records: int, batch_size: int, boundaries: list[int]) -> int:
+    """Batches in a streamed epoch: every record once, rounded up per bucket (the last
+    batch of each bucket may be short), the rest filled from the next pass."""
+    return -(-records // batch_size) + len(boundaries) + 1
+
+
 def bucketed_batches(lengths: np.ndarray, boundaries: list[int], batch_size: int) -> int:
     """How many batches `bucket_by_sequence_length` makes: each bucket is batched alone,
     so an epoch's length is known before it runs (progress bars, schedules)."""

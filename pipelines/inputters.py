@@ -8,8 +8,9 @@ classifier, "source" and "target" for a translator) and the runner fits, saves,
 loads and exports every inputter the same way.
 
 Text is tokenised by one definition, `TextInputter.tokenize`: tensorflow-text's
-SentencePiece op on the CPU. Training calls it eagerly over the whole data set (in
-chunks); the exported serving function calls it inside the graph.
+SentencePiece op on the CPU. In-memory training calls it eagerly over the whole data
+set (in chunks); streamed training (`pipelines.records`) calls it inside the tf.data
+pipeline; the exported serving function calls it inside the graph.
 """
 
 from __future__ import annotations
@@ -108,17 +109,19 @@ class TextInputter(Inputter):
     @property
     def graph_tokenizer(self):
         if self._graph_tokenizer is None:
-            self._graph_tokenizer = self.tokenizer.graph_tokenizer()
+            with tf.init_scope():  # made eagerly even when first asked inside a trace
+                self._graph_tokenizer = self.tokenizer.graph_tokenizer()
         return self._graph_tokenizer
 
     def trackables(self) -> list:
         return [self.graph_tokenizer]
 
-    def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
-        """Strings [N] -> ids [N, None], cut at `max_length`; on the CPU (no GPU kernel)."""
+    def tokenize(self, text: tf.Tensor, cut: bool = True) -> tf.RaggedTensor:
+        """Strings [N] -> ids [N, None], cut at `max_length` (unless not `cut`); on the
+        CPU (no GPU kernel). Streamed training data goes through this same op."""
         with tf.device("/CPU:0"):
             ids = self.graph_tokenizer.tokenize(text)
-            return ids if self.max_length is None else ids[:, : self.max_length]
+            return ids if self.max_length is None or not cut else ids[:, : self.max_length]
 
     def preprocess(self, text: tf.Tensor) -> tf.Tensor:
         """Strings [N] -> right-padded ids [N, T] with T >= 1 (what the models read)."""
@@ -196,7 +199,10 @@ class LabelsInputter(Inputter):
         return inputter
 
     def fit(self, labels: Iterable[str]) -> None:
-        counts = Counter(labels)
+        self.fit_counts(Counter(labels))
+
+    def fit_counts(self, counts: Counter) -> None:
+        """From label counts (one counting pass over a streamed source)."""
         self.names = sorted(counts)
         self.counts = [counts[name] for name in self.names]
         if len(self.names) < 2:
@@ -235,6 +241,11 @@ class LabelsInputter(Inputter):
                             f"{', '.join(map(repr, unknown[:5]))} (it knows "
                             f"{', '.join(self.names)}).")
         return np.array([index[label] for label in labels], dtype=np.int32)
+
+    def lookup(self):
+        """Label names -> ids inside a tf.data pipeline (streamed training data)."""
+        return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(self.names), tf.range(len(self.names), dtype=tf.int32)), -1)
 
     def decode(self, ids: tf.Tensor) -> tf.Tensor:
         """Label ids -> names, inside a graph."""

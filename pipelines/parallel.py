@@ -7,7 +7,8 @@ Three forms, named on the command line as one source:
   layout of Multi30k, fairseq and OpenNMT corpora);
 - a TSV, CSV or JSONL file of pairs, its columns named (`--source-column`, the
   language codes, or source/target, src/tgt) or, for a TSV or CSV without such a
-  header, the first two columns;
+  header, the first two columns. A header (or JSONL keys) of exactly two language
+  codes (`de<TAB>en`) needs no flag: the first is the source, the second the target;
 - `tfds:NAME[/CONFIG][:SPLIT]`, a TFDS translation set whose language features are
   named by the language codes (the set's supervised keys when none is given).
 
@@ -20,16 +21,19 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from apps.errors import DataError
+from pipelines import records
 from pipelines.sources import (
     TfdsSpec,
     _check_file,
     _feature_key,
     _read_jsonl,
     is_tfds,
+    json_objects,
     read_lines,
     tfds_load,
 )
@@ -76,6 +80,47 @@ def drop_empty(pairs: Pairs, source: str) -> Pairs:
     if not kept:
         raise DataError(f"'{source}' holds no pair with both a source and a target sentence.")
     return Pairs([s for s, _ in kept], [t for _, t in kept])
+
+
+def pair_reader(source: str, source_lang: str | None = None, target_lang: str | None = None,
+                source_column: str | None = None, target_column: str | None = None
+                ) -> records.RecordReader:
+    """The streaming reader of a prefix or a table of pairs (the same columns and checks
+    as `read_parallel`, decided from the header or first line alone)."""
+    if is_tfds(source):
+        raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
+    path = Path(source)
+    if not path.is_file():
+        if not source_lang or not target_lang:
+            read_prefix_pairs(source, source_lang, target_lang)  # the one-sentence error
+        paths = tuple(Path(f"{source}.{lang}") for lang in (source_lang, target_lang))
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise DataError(f"Missing language file(s) {', '.join(map(repr, missing))} for "
+                            f"the pair {source}.{{{source_lang},{target_lang}}}.")
+        for side in paths:
+            _check_file(side)
+        return records.LinePairsReader(paths, name=describe(source, source_lang, target_lang))
+    path = _check_file(path)
+    delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
+    if delimiter is None:
+        first = next((row for _, row in json_objects(path)), {})
+        keys = pick_pair_columns(list(first), source_lang, target_lang, source_column,
+                                 target_column, path)
+        if keys is None:
+            raise DataError(f"Cannot tell which keys of '{path}' hold the source and the "
+                            f"target (keys: {', '.join(first) or 'none'}): pass "
+                            "--source-column and --target-column.")
+        return records.JsonlReader(path, tuple(keys))
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    rows = csv.reader(read_lines(path), delimiter=delimiter, quoting=quoting)
+    header = next((row for row in rows if any(cell.strip() for cell in row)), [])
+    keys = pick_pair_columns(header, source_lang, target_lang, source_column, target_column,
+                             path)
+    if keys is None:
+        return records.TableReader(path, delimiter, (0, 1), header=False)
+    return records.TableReader(path, delimiter, tuple(header.index(k) for k in keys),
+                               header=True)
 
 
 # ---------------------------------------------------------------------------- prefix
@@ -175,12 +220,33 @@ def pick_pair_columns(columns: list[str], source_lang, target_lang, source_colum
     found = (guess(source_column, source_lang, SOURCE_GUESSES),
              guess(target_column, target_lang, TARGET_GUESSES))
     if found[0] is None and found[1] is None:
-        return None
+        languages = language_columns(columns)
+        if languages and (source_lang or target_lang):
+            raise DataError(f"'{path}' has the columns {', '.join(languages)}, not "
+                            f"{source_lang or target_lang}: pass --source-lang and "
+                            "--target-lang from those.")
+        if languages:
+            log.info("Reading '%s' as %s -> %s (its header names the languages; pass "
+                     "--source-lang and --target-lang to choose).", path, *languages)
+        return languages
     if None in found:
         side = "source" if found[0] is None else "target"
         raise DataError(f"Cannot tell which column of '{path}' holds the {side} (columns: "
                         f"{', '.join(columns)}): pass --{side}-column.")
     return found
+
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+def language_columns(columns: list[str]) -> tuple[str, str] | None:
+    """(source, target) when a table has exactly two columns and both are named by a
+    language code (`de`, `en`, `pt_br`, `zh-Hant`): one rule for a TSV / CSV header and
+    for JSONL keys, so `de<TAB>en` is a header, never a sentence pair."""
+    names = [c.strip() for c in columns]
+    if len(names) == 2 and names[0] != names[1] and all(LANGUAGE_CODE.match(n) for n in names):
+        return columns[0], columns[1]
+    return None
 
 
 # ------------------------------------------------------------------------------- TFDS

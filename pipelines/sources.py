@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 TFDS_PREFIX = "tfds:"
 TEXT_COLUMN_GUESSES = ("text", "sentence", "review", "content", "document")
 LABEL_COLUMN_GUESSES = ("label", "labels", "sentiment", "class", "polarity", "target")
+STREAM_ABOVE_BYTES = 64 << 20  # --streaming auto: larger training files are streamed
 csv.field_size_limit(1 << 28)
 
 
@@ -74,6 +75,11 @@ def _check_file(path: Path) -> Path:
             "give a UTF-8 TSV, CSV, JSONL or text file."
         )
     return path
+
+
+def check_file(path: Path) -> Path:
+    """`path` if it is a readable, non-empty text file; else one sentence saying why."""
+    return _check_file(path)
 
 
 def read_lines(path: Path) -> Iterator[str]:
@@ -177,6 +183,48 @@ def read_labeled_file(
     if not texts:
         raise DataError(f"'{path}' holds no rows with both a text and a label.")
     return LabeledTexts(texts, labels)
+
+
+def labeled_reader(source: str, text_column: str | None = None,
+                   label_column: str | None = None):
+    """The streaming reader of a labelled TSV / CSV / JSONL file: (text, label) records,
+    the columns named or guessed from the header (or first object) alone."""
+    from pipelines import records
+
+    if is_tfds(source):
+        raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
+    path = _check_file(Path(source))
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        columns = list(next((row for _, row in json_objects(path)), {}))
+    else:
+        columns, _ = _read_table(path, "," if suffix == ".csv" else "\t")
+    keys = (_pick_column(columns, text_column, TEXT_COLUMN_GUESSES, "text", path),
+            _pick_column(columns, label_column, LABEL_COLUMN_GUESSES, "label", path))
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return records.JsonlReader(path, keys)
+    return records.TableReader(path, "," if suffix == ".csv" else "\t",
+                               tuple(columns.index(k) for k in keys), header=True)
+
+
+def file_bytes(source: str, *suffixes: str) -> int:
+    """Size of a training source on disk (a file, or PREFIX.<suffix> files); 0 for
+    `tfds:` names and files that are not there (their readers say what is wrong)."""
+    if is_tfds(source):
+        return 0
+    paths = [Path(source)] if Path(source).is_file() else \
+        [Path(f"{source}.{suffix}") for suffix in suffixes if suffix]
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def should_stream(settings, *suffixes: str) -> bool:
+    """--streaming: on, off, or auto (files over STREAM_ABOVE_BYTES)."""
+    if settings.streaming == "on" and is_tfds(settings.data):
+        raise DataError(f"'{settings.data}' is read through TensorFlow Datasets, not streamed "
+                        "from files: leave --streaming at auto or off.")
+    if settings.streaming == "auto":
+        return file_bytes(settings.data, *suffixes) > STREAM_ABOVE_BYTES
+    return settings.streaming == "on"
 
 
 # --------------------------------------------------------------------------- TFDS

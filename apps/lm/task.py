@@ -21,7 +21,7 @@ from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import decoding, serving
 from apps.lm.model import build
-from apps.settings import ScheduledTaskSettings, setting
+from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Task, TrainingPlan
 from apps.training import pass_seed
 from pipelines import sources, streams
@@ -34,7 +34,7 @@ REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
-class LanguageModelSettings(ScheduledTaskSettings):
+class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out
@@ -100,6 +100,24 @@ def split_off_the_end(train: dict, fraction: float, source: str):
     return {"text": text[:cut]}, {"text": text[cut:]}
 
 
+def validation_length(tokens: int, settings) -> int:
+    """Segment length for the validation text: the training batch's rows (a stateful
+    model carries one state per row, the same count in training and validation), with
+    shorter segments when the text is short; too short even for that is said before
+    training, with what to change."""
+    length = streams.fitting_length(tokens, settings.batch_size, settings.sequence_length)
+    if length < 1:
+        raise DataError(f"The validation text has {tokens - 1} tokens, fewer than the "
+                        f"{settings.batch_size} parallel streams of --batch-size: give more "
+                        "validation text (--valid, or a larger --valid-fraction) or lower "
+                        "--batch-size.")
+    if length < settings.sequence_length:
+        log.info("The validation text is short: it is read in segments of %d tokens "
+                 "(--sequence-length %d) across the %d streams of --batch-size.", length,
+                 settings.sequence_length, settings.batch_size)
+    return length
+
+
 def unknown_characters(inputter: TextInputter, text: str) -> list[str]:
     """Characters of `text` the tokenizer has no piece for (they become the unknown id)."""
     return sorted(c for c in set(text) if UNK_ID in inputter.tokenizer.encode([c])[0])
@@ -121,6 +139,40 @@ def evaluate_model(model, inputter: TextInputter, text: str) -> dict:
     return stream_report(float(total[0]), len(ids), len(text))
 
 
+def streamed_text(settings, inputter: TextInputter, corpus: streams.CorpusFile):
+    """Training batches read from the file side by side (one byte range per row of the
+    global batch), tokenised by the graph op as they are read; nothing of the text held.
+    An epoch's length is estimated from the sample's tokens per byte (the tail a short
+    estimate leaves out is under 3% of each row)."""
+    length, rows = settings.sequence_length, settings.batch_size
+    sample_bytes = sum(len(line.encode("utf-8")) for line in corpus.sample) or 1
+    sample_tokens = sum(len(ids) for ids in inputter.tokenizer.encode(corpus.sample))
+    per_row = corpus.end * sample_tokens / sample_bytes / rows
+    steps = int(per_row * 0.97) // length
+    if steps < 1:
+        raise DataError(f"'{settings.data}' is too short for {rows} streams of "
+                        f"--sequence-length {length}: lower --batch-size or turn "
+                        "--streaming off.")
+    workers, worker = 1, 0
+    if settings.strategy == "multi-worker":
+        from pipelines.records import Shard
+
+        shard = Shard.of_this_worker()
+        workers, worker = shard.count, shard.index
+    ranges = streams.byte_ranges(corpus.path, 0, corpus.end, rows)
+
+    def pass_data(pass_index: int):  # apps.training's contract
+        return streams.streamed_dataset(
+            corpus.path, ranges, inputter.tokenize, length, steps, workers, worker,
+            shuffle_seed=None if settings.stateful else pass_seed(settings.seed, pass_index))
+
+    log.info("Streaming %d rows of about %d tokens each (%d batches of %d x %d an epoch); "
+             "this worker reads rows %s.", rows, per_row, steps, rows, length,
+             ", ".join(str(r + 1) for r in range(worker, rows, workers)[:8]) +
+             (", ..." if rows // workers > 8 else ""))
+    return pass_data
+
+
 class LanguageModelTask(Task):
     name = "lm"
     title = "language model"
@@ -136,7 +188,26 @@ class LanguageModelTask(Task):
     def make_inputters(self, settings):
         return {"text": TextInputter(settings.tokenizer, settings.vocab_size, exact_text=True)}
 
+    def read_training_data(self, settings):
+        if not sources.should_stream(settings):
+            return super().read_training_data(settings)
+        sources.check_file(settings.data)
+        valid = self.read(settings.valid, "validation", settings.text_column) \
+            if settings.valid else None
+        corpus, held = streams.CorpusFile.open(
+            settings.data, None if valid else settings.valid_fraction,
+            settings.tokenizer_sample, settings.seed)
+        if valid is None:
+            log.info("Holding out the last %d characters of %s for validation.", len(held),
+                     settings.data)
+            valid = {"text": held}
+        log.info("Streaming %s (%d bytes of training text).", settings.data, corpus.end)
+        return corpus, valid
+
     def fit_inputters(self, inputters, train, valid, settings):
+        if isinstance(train, streams.CorpusFile):
+            inputters["text"].fit(train.sample, total=len(train.sample))
+            return
         lines = train["text"].splitlines(keepends=True)
         inputters["text"].fit(lines, total=len(lines))
 
@@ -144,30 +215,41 @@ class LanguageModelTask(Task):
         if settings.batch_size % replicas:
             raise ConfigError(f"--batch-size {settings.batch_size} must be a multiple of the "
                               f"{replicas} replicas: each carries its own streams.")
+        if isinstance(train, streams.CorpusFile):
+            return streamed_text(settings, inputters["text"], train), \
+                self.validation_data(settings, inputters["text"], valid)
         train_stream = streams.with_bos(inputters["text"].encode_stream(train["text"]))
-        valid_ids = inputters["text"].encode_stream(valid["text"])
+
+        def train_data(epoch):  # pass `epoch` of the training data: apps.training
+            return streams.stream_dataset(
+                train_stream, settings.batch_size, settings.sequence_length, "training",
+                shuffle_seed=None if settings.stateful else pass_seed(settings.seed, epoch))
+
+        log.info("%d training tokens (%d batches of %d x %d).", len(train_stream) - 1,
+                 int(train_data(0).cardinality()), settings.batch_size,
+                 settings.sequence_length)
+        return train_data, self.validation_data(settings, inputters["text"], valid)
+
+    @staticmethod
+    def validation_data(settings, inputter: TextInputter, valid) -> tf.data.Dataset:
+        """The validation text (held in memory: --valid, or a bounded hold-out) as
+        streams of the training batch's rows, shorter segments if it is short."""
+        valid_ids = inputter.encode_stream(valid["text"])
         unknown = int(np.sum(valid_ids == UNK_ID))
         if unknown:
             log.warning("%d token(s) of the validation text are characters the training text "
                         "lacks: they count as unknown.", unknown)
-        length = settings.sequence_length
-        valid_streams = streams.fitting_streams(len(valid_ids) + 1, settings.batch_size, length)
-        valid_streams = max(replicas, valid_streams // replicas * replicas)
-        def train_data(epoch):  # pass `epoch` of the training data: apps.training
-            return streams.stream_dataset(
-                train_stream, settings.batch_size, length, "training",
-                shuffle_seed=None if settings.stateful else pass_seed(settings.seed, epoch))
-
-        valid_data = streams.stream_dataset(streams.with_bos(valid_ids), valid_streams, length,
-                                            "validation")
-        log.info("%d training tokens (%d batches of %d x %d), %d validation tokens.",
-                 len(train_stream) - 1, int(train_data(0).cardinality()), settings.batch_size,
-                 length, len(valid_ids))
-        return train_data, valid_data
+        valid_length = validation_length(len(valid_ids) + 1, settings)
+        log.info("%d validation tokens.", len(valid_ids))
+        return streams.stream_dataset(streams.with_bos(valid_ids), settings.batch_size,
+                                      valid_length, "validation")
 
     def baseline_loss(self, settings, inputters, train):
-        """Each token's frequency in (up to a million characters of) the training text."""
-        ids = inputters["text"].encode_stream(train["text"][:1_000_000])
+        """Each token's frequency in (up to a million characters of) the training text
+        (of the line sample when the text stays on disk)."""
+        text = "\n".join(train.sample) if isinstance(train, streams.CorpusFile) \
+            else train["text"]
+        ids = inputters["text"].encode_stream(text[:1_000_000])
         return unigram_loss(np.bincount(ids, minlength=inputters["text"].vocab_size))
 
     def build_model(self, settings, inputters):

@@ -7,6 +7,7 @@ Python: `runner.train(SentimentTask(), settings)`, `runner.evaluate(...)`,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,17 @@ from apps.errors import DataError
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
-from apps.settings import TaskSettings, setting
+from apps.settings import StreamingSettings, TaskSettings, setting
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
-from pipelines import batching, sources
+from pipelines import batching, records, sources
 from pipelines.inputters import LabelsInputter, TextInputter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class SentimentSettings(TaskSettings):
+class SentimentSettings(TaskSettings, StreamingSettings):
     """Everything `apps sentiment train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:imdb_reviews", "Training data: a TSV/CSV/JSONL file with a "
@@ -53,6 +56,38 @@ class SentimentSettings(TaskSettings):
         require(self.max_length >= 1, "max_length", "a positive whole number", self.max_length)
 
 
+def text_and_label(values) -> bool:
+    return bool(values[0].strip() and values[1].strip())
+
+
+def streamed_texts(settings, inputters, train: records.Streamed):
+    """Training batches read from the file on every pass (`pipelines.records`), as a
+    function of the pass (`apps.training`): the text tokenised by the graph op, labels
+    looked up in the graph, length buckets."""
+    text, labels = inputters["text"], inputters["label"]
+    workers = train.shard.count
+    if settings.batch_size % workers:
+        raise DataError(f"--batch-size {settings.batch_size} must be a multiple of the "
+                        f"{workers} workers: each reads its own shard.")
+    sample = text.tokenizer.encode([values[0] for values in train.scan.record_sample])
+    boundaries = batching.bucket_boundaries([min(len(ids), settings.max_length) or 1
+                                             for ids in sample], settings.batch_size)
+    steps = batching.stream_steps(train.scan.training_records, settings.batch_size, boundaries)
+    table = labels.lookup()
+
+    def pass_data(pass_index: int) -> tf.data.Dataset:  # apps.training's contract
+        order = records.DataOrder(settings.seed, pass_index)
+        rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
+                                                              text_and_label), 2)
+        rows = batching.tokenized_rows(rows, lambda texts, names: (
+            text.tokenize(texts), table.lookup(tf.strings.strip(names))))
+        rows = rows.map(lambda ids, label: (tf.maximum(tf.size(ids), 1), ids, label))
+        return batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
+
+    log.info("%d batches an epoch, shuffled %d texts at a time.", steps, settings.shuffle_buffer)
+    return pass_data
+
+
 class SentimentTask(Task):
     name = "sentiment"
     title = "sentiment classifier"
@@ -69,8 +104,23 @@ class SentimentTask(Task):
                                      settings.max_length),
                 "label": LabelsInputter()}
 
+    def read_training_data(self, settings):
+        if not sources.should_stream(settings):
+            return super().read_training_data(settings)
+        reader = sources.labeled_reader(settings.data, settings.text_column,
+                                        settings.label_column)
+        return records.streamed_splits(
+            reader, settings, ("text", "label"),
+            lambda: self.read(settings.valid, "validation", settings.text_column,
+                              settings.label_column),
+            (0,), label_side=1, keep=text_and_label)
+
     def fit_inputters(self, inputters, train, valid, settings):
-        super().fit_inputters(inputters, train, valid, settings)
+        if isinstance(train, records.Streamed):  # one sample, one counting pass
+            inputters["text"].fit(train.scan.text_sample, total=len(train.scan.text_sample))
+            inputters["label"].fit_counts(train.scan.labels)
+        else:
+            super().fit_inputters(inputters, train, valid, settings)
         unseen = sorted(set(valid["label"]) - set(inputters["label"].names))
         if unseen:
             raise DataError(f"The validation data has label(s) the training data lacks: "
@@ -81,10 +131,12 @@ class SentimentTask(Task):
             return [inputters["text"].encode(examples["text"]),
                     inputters["label"].encode(examples["label"], source)]
 
-        train_columns = columns(train, settings.data)
         valid_data = batching.bucketed_dataset(
             columns(valid, settings.valid or settings.data), settings.batch_size,
             settings.seed, False)
+        if isinstance(train, records.Streamed):
+            return streamed_texts(settings, inputters, train), valid_data
+        train_columns = columns(train, settings.data)
         return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
             train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
 

@@ -16,17 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from apps import schedule
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
-from apps.settings import ScheduledTaskSettings, setting
+from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.training import pass_seed
 from apps.translation import metrics, serving, translate
 from apps.translation.model import ATTENTIONS, build
-from pipelines import batching, parallel
+from pipelines import batching, parallel, records, sources
 from pipelines.inputters import TextInputter
 from pipelines.tokenizer import EOS_ID
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationSettings(ScheduledTaskSettings):
+class TranslationSettings(ScheduledTaskSettings, StreamingSettings):
     """Everything `apps translation train` can be told; saved as the run's config.json."""
 
     data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "
@@ -107,6 +108,54 @@ def pair_ids(inputters, examples: Examples, max_length: int, source: str):
             batching.Ragged.from_rows([sides[1][i] + [EOS_ID] for i in keep]))
 
 
+def both_sides(values) -> bool:
+    return bool(values[0].strip() and values[1].strip())
+
+
+def streamed_pairs(settings, inputters, train: records.Streamed):
+    """Training batches read from the files on every pass (`pipelines.records`), as a
+    function of the pass (`apps.training`):
+    tokenised by the graph op, pairs over --max-length dropped, bucketed by length."""
+    source, target = inputters["source"], inputters["target"]
+    sample = [values for values in train.scan.record_sample]
+    lengths = [(len(s), len(t) + 1) for s, t in zip(
+        source.tokenizer.encode([v[0] for v in sample]),
+        target.tokenizer.encode([v[1] for v in sample]))]
+    kept = [max(pair) for pair in lengths if max(pair) <= settings.max_length + 1]
+    if not kept:
+        raise DataError(f"Every sampled pair of {settings.data} is longer than --max-length "
+                        f"{settings.max_length} tokens: raise --max-length.")
+    keep_rate = len(kept) / len(lengths)
+    if keep_rate < 1:
+        log.warning("About %.1f%% of the pairs of %s are longer than --max-length %d tokens "
+                    "and are left out.", 100 * (1 - keep_rate), settings.data,
+                    settings.max_length)
+    workers = train.shard.count
+    if settings.batch_size % workers:
+        raise DataError(f"--batch-size {settings.batch_size} must be a multiple of the "
+                        f"{workers} workers: each reads its own shard.")
+    boundaries = batching.bucket_boundaries(kept, settings.batch_size)
+    steps = batching.stream_steps(round(train.scan.training_records * keep_rate / workers)
+                                  * workers, settings.batch_size, boundaries)
+    eos = tf.constant([EOS_ID], tf.int32)
+
+    def pass_data(pass_index: int) -> tf.data.Dataset:  # apps.training's contract
+        order = records.DataOrder(settings.seed, pass_index)
+        rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
+                                                              both_sides), 2)
+        rows = batching.tokenized_rows(rows, lambda s, t: (source.tokenize(s, cut=False),
+                                                            target.tokenize(t, cut=False)))
+        rows = rows.filter(lambda s, t: tf.logical_and(tf.size(s) <= settings.max_length,
+                                                       tf.size(t) <= settings.max_length))
+        rows = rows.map(lambda s, t: (tf.maximum(tf.size(s), tf.size(t) + 1), s,
+                                      tf.concat([t, eos], 0)))
+        return batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
+
+    log.info("%d batches an epoch, shuffled %d pairs at a time.", steps,
+             settings.shuffle_buffer)
+    return pass_data
+
+
 class TranslationTask(Task):
     name = "translation"
     title = "translator"
@@ -136,7 +185,25 @@ class TranslationTask(Task):
         joint = TextInputter(settings.tokenizer, settings.vocab_size, settings.max_length)
         return {"source": joint, "target": joint}
 
+    def read_training_data(self, settings):
+        if not sources.should_stream(settings, settings.source_lang, settings.target_lang):
+            return super().read_training_data(settings)
+        reader = parallel.pair_reader(settings.data, settings.source_lang, settings.target_lang,
+                                      settings.source_column, settings.target_column)
+        columns = {key: getattr(settings, key) for key in self.column_options}
+        return records.streamed_splits(
+            reader, settings, ("source", "target"),
+            lambda: self.read(settings.valid, "validation", **columns), (0, 1), keep=both_sides)
+
     def fit_inputters(self, inputters, train, valid, settings):
+        if isinstance(train, records.Streamed):
+            sample = train.scan.text_sample
+            if inputters["source"] is inputters["target"]:
+                inputters["source"].fit(sample, total=len(sample))
+            else:
+                for position, side in enumerate(("source", "target")):
+                    inputters[side].fit(train.scan.text_samples[position])
+            return
         if inputters["source"] is inputters["target"]:
             inputters["source"].fit(train["source"] + train["target"],
                                     total=2 * len(train["source"]))
@@ -144,10 +211,12 @@ class TranslationTask(Task):
             super().fit_inputters(inputters, train, valid, settings)
 
     def datasets(self, settings, inputters, train, valid, replicas=1):
-        train_columns = pair_ids(inputters, train, settings.max_length, settings.data)
         valid_data = batching.bucketed_dataset(
             pair_ids(inputters, valid, settings.max_length, settings.valid or settings.data),
             settings.batch_size, settings.seed, False)
+        if isinstance(train, records.Streamed):
+            return streamed_pairs(settings, inputters, train), valid_data
+        train_columns = pair_ids(inputters, train, settings.max_length, settings.data)
         return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
             train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
 
@@ -155,8 +224,10 @@ class TranslationTask(Task):
         """The best loss of one fixed target distribution (label-smoothed), from up to
         20,000 training targets with their end ids."""
         target = inputters["target"]
+        texts = [values[1] for values in train.scan.record_sample] if isinstance(
+            train, records.Streamed) else train["target"]
         counts = np.zeros(target.vocab_size)
-        for ids in target.tokenizer.encode(train["target"][:20_000]):
+        for ids in target.tokenizer.encode(texts[:20_000]):
             np.add.at(counts, [*ids, EOS_ID], 1)
         return unigram_loss(counts, target.vocab_size, settings.label_smoothing)
 

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from apps import runner
+from apps.errors import DataError
 from apps.lm import generation, task
 from apps.lm.generation import Sampling
 from apps.lm.model import build
@@ -179,3 +180,25 @@ def test_trains_on_tfds_by_name_offline(lm_settings, tmp_path):
     with tfds.testing.mock_data(num_examples=40):
         run_dir, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
     assert report["chars"] > 0 and (run_dir / "metrics.json").is_file()
+
+
+def test_a_short_validation_text_trains_with_shorter_validation_segments(lm_settings, corpus,
+                                                                          tmp_path):
+    """An 8 KB corpus with its automatic hold-out (800 characters: fewer than batch x
+    segment length) used to end in a shape error after a wasted epoch."""
+    small = tmp_path / "small.txt"
+    small.write_text(corpus[0].read_text()[:8000], encoding="utf-8")
+    settings = lm_settings(data=str(small), valid=None, epochs=1, units=8, embedding_dim=4,
+                           batch_size=32, sequence_length=64)
+    _, report = runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
+    assert report["epochs_run"] == 1 and report["chars"] > 700
+
+
+def test_a_validation_text_too_short_for_the_batch_is_refused_before_training(
+        lm_settings, tmp_path):
+    tiny = tmp_path / "valid.txt"
+    tiny.write_text("To be.\n", encoding="utf-8")
+    settings = lm_settings(valid=str(tiny), batch_size=32)
+    with pytest.raises(DataError, match="fewer than the 32 parallel streams of --batch-size"):
+        runner.train(task.TASK, settings, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()

@@ -82,3 +82,28 @@ def test_tfds_translation_sets_by_language_feature_offline():
             parallel.read_parallel("tfds:ted_hrlr_translate/pt_to_en", "de", "en")
     assert len(pairs) == 6 and all(isinstance(s, str) for s in pairs.sources)
     assert swapped.sources == pairs.targets and swapped.targets == pairs.sources
+
+
+@pytest.mark.parametrize("name, content", [
+    ("pairs.tsv", "de\ten\nEin Hund.\tA dog.\nZwei Katzen.\tTwo cats.\n"),
+    ("pairs.csv", "de,en\nEin Hund.,A dog.\nZwei Katzen.,Two cats.\n"),
+    ("pairs.jsonl", '{"de": "Ein Hund.", "en": "A dog."}\n'
+                    '{"de": "Zwei Katzen.", "en": "Two cats."}\n'),
+])
+def test_a_header_of_two_language_codes_names_the_sides_in_every_table_kind(
+        tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    pairs = parallel.read_parallel(str(path))
+    assert pairs.sources == ["Ein Hund.", "Zwei Katzen."]
+    assert pairs.targets == ["A dog.", "Two cats."]
+    swapped = parallel.read_parallel(str(path), "en", "de")
+    assert swapped.sources == ["A dog.", "Two cats."]
+    with pytest.raises(DataError, match="has the columns de, en, not fr"):
+        parallel.read_parallel(str(path), "fr", "it")
+
+
+def test_two_ordinary_words_are_still_a_pair_in_a_headerless_table(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("Hallo Welt.\tHello world.\nJa.\tYes.\n", encoding="utf-8")
+    assert parallel.read_parallel(str(path)).sources == ["Hallo Welt.", "Ja."]

@@ -1,0 +1,115 @@
+"""Data at scale: peak memory and time outside training as the corpus grows.
+
+Builds corpora in a temporary folder (never committed): Multi30k's training pairs
+repeated to 300k and 3M pairs, Tiny Shakespeare's training text repeated to 96 MB
+(and, with --lm-gb, to 1 GB). Trains each with a short --time-budget and reports the
+peak resident memory of the `apps` process (its own rusage), the time outside
+training (wall minus the budget: reading, tokenizer, first batches, validation,
+save) and, for the LM, the seconds until the first training step was done.
+Targets (issue 18): translation 3M <= 1.25x 300k and <= 3 GiB, outside training for
+3M <= 60 s; LM 96 MB <= 2 GiB; 1 GB <= 3 GiB with its first step within 90 s.
+
+    python bench/data_scale.py [--budget 20] [--lm-gb] [--only translation|lm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, SHARED, LoadMonitor, machine
+
+MULTI30K = SHARED / "translate" / "multi30k"
+SHAKESPEARE = SHARED / "lm" / "tinyshakespeare"
+FIRST_STEP = re.compile(rb"\b1/\d+|\b1/Unknown")
+
+
+def repeat_lines(source: Path, target: Path, lines: int) -> None:
+    """`lines` lines of `source`, repeated from its start as often as needed."""
+    rows = source.read_bytes().splitlines(keepends=True)
+    with target.open("wb") as handle:
+        for start in range(0, lines, len(rows)):
+            handle.writelines(rows[: min(len(rows), lines - start)])
+
+
+def repeat_bytes(source: Path, target: Path, size: int) -> None:
+    text = source.read_bytes()
+    with target.open("wb") as handle:
+        for _ in range(-(-size // len(text))):
+            handle.write(text)
+
+
+def measured(args: list[str]) -> dict:
+    """Run `python -m apps ARGS`: wall seconds, peak RSS (GiB, from wait4's rusage) and
+    the seconds until the progress bar first showed a finished step."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "apps", *args], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first_step, seen = None, b""
+    while chunk := process.stdout.read1(65536):
+        seen = (seen + chunk)[-100_000:]
+        if first_step is None and b"Epoch 1/" in seen and FIRST_STEP.search(
+                seen[seen.rfind(b"Epoch 1/"):].split(b"\n", 1)[-1]):
+            first_step = time.monotonic() - start
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"apps {' '.join(args)} failed:\n{seen[-3000:].decode(errors='replace')}")
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+            "first_step_s": None if first_step is None else round(first_step, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=20, help="--time-budget in seconds")
+    parser.add_argument("--lm-gb", action="store_true", help="also train on 1 GB of text")
+    parser.add_argument("--only", choices=("translation", "lm"))
+    parser.add_argument("--streaming", default="auto", help="passed to apps (auto, on, off)")
+    options = parser.parse_args()
+    print(f"machine: {machine()}")
+    budget = ["--time-budget", f"{options.budget}s", "--epochs", "1",
+              "--streaming", options.streaming]
+    with tempfile.TemporaryDirectory(prefix="data_scale-") as folder, LoadMonitor() as load:
+        folder = Path(folder)
+        rows = []
+        if options.only in (None, "translation"):
+            for pairs in (300_000, 3_000_000):
+                prefix = folder / f"mt{pairs}"
+                for lang in ("de", "en"):
+                    repeat_lines(MULTI30K / f"train.{lang}", Path(f"{prefix}.{lang}"), pairs)
+                result = measured(["translation", "train", "--data", str(prefix),
+                                   "--source-lang", "de", "--target-lang", "en", "--valid",
+                                   str(MULTI30K / "val"), "--output",
+                                   str(folder / f"run-mt{pairs}"), *budget])
+                rows.append((f"translation {pairs:,} pairs", result))
+                print(rows[-1], flush=True)
+                for lang in ("de", "en"):
+                    Path(f"{prefix}.{lang}").unlink()
+        if options.only in (None, "lm"):
+            sizes = [96 << 20] + ([1 << 30] if options.lm_gb else [])
+            for size in sizes:
+                text = folder / f"lm{size}.txt"
+                repeat_bytes(SHAKESPEARE / "train.txt", text, size)
+                result = measured(["lm", "train", "--data", str(text), "--valid",
+                                   str(SHAKESPEARE / "valid.txt"), "--output",
+                                   str(folder / f"run-lm{size}"), *budget])
+                rows.append((f"lm {text.stat().st_size / 2**20:,.0f} MB", result))
+                print(rows[-1], flush=True)
+                text.unlink()
+    print("\n| run | peak RSS (GiB) | wall (s) | outside training (s) | first step (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, result in rows:
+        print(f"| {name} | {result['peak_rss_gib']} | {result['wall_s']} | "
+              f"{result['wall_s'] - options.budget:.1f} | {result['first_step_s']} |")
+    print(f"\n{machine()}; {load.summary()}")
+
+
+if __name__ == "__main__":
+    main()
