@@ -30,6 +30,7 @@ def test_libsndfile_reads_the_formats_promised():
 
 def write(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
     kind, subtype = FORMATS[path.suffix[1:]]
+    path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), samples, rate, format=kind, subtype=subtype)
     return path
 
