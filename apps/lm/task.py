@@ -30,6 +30,7 @@ from pipelines.tokenizer import UNK_ID
 
 log = logging.getLogger(__name__)
 TOKENIZERS = ("char", "bpe", "unigram")
+TOKENS_PER_BYTE_LINES = 50_000  # sampled lines that estimate a streamed epoch's length
 REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
@@ -145,8 +146,9 @@ def streamed_text(settings, inputter: TextInputter, corpus: streams.CorpusFile):
     An epoch's length is estimated from the sample's tokens per byte (the tail a short
     estimate leaves out is under 3% of each row)."""
     length, rows = settings.sequence_length, settings.batch_size
-    sample_bytes = sum(len(line.encode("utf-8")) for line in corpus.sample) or 1
-    sample_tokens = sum(len(ids) for ids in inputter.tokenizer.encode(corpus.sample))
+    lines = corpus.sample[:TOKENS_PER_BYTE_LINES]
+    sample_bytes = sum(len(line.encode("utf-8")) for line in lines) or 1
+    sample_tokens = sum(len(ids) for ids in inputter.tokenizer.encode(lines))
     per_row = corpus.end * sample_tokens / sample_bytes / rows
     steps = int(per_row * 0.97) // length
     if steps < 1:
