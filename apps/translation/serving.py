@@ -49,9 +49,16 @@ def signatures(trained, beam_size: int) -> dict:
 
 
 def by_beam_size(run, text, beams, limits) -> dict:
-    """`run` once per distinct beam size (a search has one), each row answered in place."""
-    sizes, group = tf.unique(beams)
+    """`run` once per distinct beam size (a search has one), each row answered in place.
 
+    One beam size for every row (the usual case) is one plain call, as before.
+    """
+    sizes, group = tf.unique(beams)
+    return tf.cond(tf.equal(tf.size(sizes), 1), lambda: run(text, sizes[0], limits),
+                   lambda: _in_groups(run, text, sizes, group, limits))
+
+
+def _in_groups(run, text, sizes, group, limits) -> dict:
     def body(i, translations, scores, rows):
         members = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)
         found = run(tf.gather(text, members), sizes[i], tf.gather(limits, members))

@@ -141,7 +141,7 @@ def kinds_server(tmp_path_factory, all_kinds):
             shutil.copytree(child, base / child.name)
     shutil.copytree(all_kinds / "sentiment", base / "retired")
     save_toy_translator(base / "toy_translator" / "1")
-    with ServerThread(options(base, request_timeout=60.0)) as server:
+    with ServerThread(options(base, request_timeout=60.0), start_timeout=600) as server:
         server.base = base
         yield server
 

@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 class ServerThread:
     """A `Server` on its own event loop in a daemon thread, on free ports of 127.0.0.1."""
 
-    def __init__(self, options: ServerOptions, registry=None) -> None:
+    def __init__(self, options: ServerOptions, registry=None, start_timeout: float = 60) -> None:
         self.server = Server(options, registry)
+        self.start_timeout = start_timeout  # loading and warming every model up
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
-        self.call(self.server.start())
+        self.call(self.server.start(), timeout=self.start_timeout)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -104,6 +104,7 @@ def texts(section, selector):
 
 def screenshot(section, name):
     IMAGES.mkdir(parents=True, exist_ok=True)
+    section.parent.execute_script("arguments[0].scrollIntoView({block: 'start'})", section)
     section.screenshot(str(IMAGES / f"playground-{name}.png"))
 
 
