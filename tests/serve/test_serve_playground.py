@@ -34,7 +34,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-IMAGES = ROOT / "docs" / "images"
+# Screenshots go to a temporary folder; `APPS_SCREENSHOTS=docs/images pytest
+# tests/serve/test_serve_playground.py` refreshes the README's pictures.
+IMAGES = Path(os.environ.get("APPS_SCREENSHOTS") or
+              Path(tempfile.gettempdir()) / "apps-playground-screenshots")
 XSS = '<img src=x onerror="document.body.dataset.pwned=1">'
 
 
