@@ -13,6 +13,7 @@ import click
 
 from apps.errors import AppError, ConfigError
 from apps.layout import MODELS_CONFIG, list_models, write_models_config
+from apps.options import argument, examples_for
 from apps.serve import tf_serving
 from apps.serve.batching import BatchingParameters
 
@@ -277,13 +278,25 @@ def _print_tf_serving(
 # ------------------------------------------------------------------------ apps models
 
 
-@click.group()
+MODELS_EXAMPLES = """
+\b
+Examples:
+  apps models list
+  apps models list /srv/models --json
+  apps models config
+  apps models config /srv/models --container-base /models
+"""
+BASE_HELP = "Directory of exported models, BASE/<name>/<version>/ (default: saved_models)."
+
+
+@click.group(epilog=examples_for(MODELS_EXAMPLES, "list", "config"))
 def models():
     """List exported models and write TensorFlow Serving's models.config."""
 
 
-@models.command("list")
-@click.argument("base", type=click.Path(path_type=Path), default=Path("saved_models"))
+@models.command("list", epilog=examples_for(MODELS_EXAMPLES, "list"))
+@argument("base", type=click.Path(path_type=Path), default=Path("saved_models"),
+          help=BASE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 def list_command(base: Path, as_json: bool):
     """Name, versions, signatures, inputs/outputs and metrics of every model under BASE."""
@@ -335,8 +348,9 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-@models.command("config")
-@click.argument("base", type=click.Path(path_type=Path), default=Path("saved_models"))
+@models.command("config", epilog=examples_for(MODELS_EXAMPLES, "config"))
+@argument("base", type=click.Path(path_type=Path), default=Path("saved_models"),
+          help=BASE_HELP)
 @click.option(
     "--container-base",
     default="/models",
