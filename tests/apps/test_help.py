@@ -9,6 +9,7 @@ from cli_helpers import run_cli
 
 from apps.cli import cli
 
+
 def commands(group: click.Group = cli, path: tuple[str, ...] = ()):
     """(path, command) for every command and group under `group`, nested ones included."""
     for name, command in sorted(group.commands.items()):
