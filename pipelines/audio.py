@@ -248,16 +248,17 @@ class AudioInputter(Inputter):
 # ----------------------------------------------------------------------- augmentation
 
 
-def speed_perturb(samples: tf.Tensor, lengths: tf.Tensor, spread: float
+def speed_perturb(samples: tf.Tensor, lengths: tf.Tensor, spread: float, seed
                   ) -> tuple[tf.Tensor, tf.Tensor]:
     """Play each utterance faster or slower by its own random factor in
     [1 - spread, 1 + spread] (tempo and pitch together, as Kaldi's speed perturbation):
     linear interpolation at every factor-th sample. Samples [N, S] right-padded with
-    zeros and lengths [N] -> the same, resampled (a factor 1.1 makes it 10 % shorter)."""
+    zeros and lengths [N] -> the same, resampled (a factor 1.1 makes it 10 % shorter).
+    `seed` ([2] integers) makes the draw (stateless: a resumed run draws the same)."""
     if spread <= 0:
         return samples, lengths
     rows = tf.shape(samples)[0]
-    factors = tf.random.uniform([rows], 1.0 - spread, 1.0 + spread)
+    factors = tf.random.stateless_uniform([rows], seed, 1.0 - spread, 1.0 + spread)
     new_lengths = tf.maximum(
         1, tf.cast(tf.math.floor(tf.cast(lengths - 1, tf.float32) / factors), tf.int32) + 1)
     steps = tf.range(tf.reduce_max(new_lengths))
@@ -272,46 +273,52 @@ def speed_perturb(samples: tf.Tensor, lengths: tf.Tensor, spread: float
     return resampled * mask, new_lengths
 
 
-def add_noise(samples: tf.Tensor, lengths: tf.Tensor, lowest_snr: float, highest_snr: float
-              ) -> tf.Tensor:
+def add_noise(samples: tf.Tensor, lengths: tf.Tensor, lowest_snr: float, highest_snr: float,
+              seed) -> tf.Tensor:
     """White Gaussian noise at a random signal-to-noise ratio in [lowest_snr, highest_snr]
     dB per utterance, relative to its own mean power, inside its length only."""
     rows = tf.shape(samples)[0]
     mask = tf.sequence_mask(lengths, tf.shape(samples)[1], samples.dtype)
     power = (tf.reduce_sum(tf.square(samples) * mask, axis=1)
              / tf.cast(tf.maximum(lengths, 1), samples.dtype))
-    snr = tf.random.uniform([rows], lowest_snr, highest_snr)
+    snr_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    snr = tf.random.stateless_uniform([rows], snr_seed, lowest_snr, highest_snr)
     scale = tf.sqrt(power / tf.pow(10.0, snr / 10.0))
-    return samples + tf.random.normal(tf.shape(samples)) * scale[:, None] * mask
+    noise = tf.random.stateless_normal(tf.shape(samples), noise_seed)
+    return samples + noise * scale[:, None] * mask
 
 
-def _band_masks(limit: tf.Tensor, size, count: int, width: int, dtype) -> tf.Tensor:
+def _band_masks(limit: tf.Tensor, size, count: int, width: int, dtype, seed) -> tf.Tensor:
     """[N, size]: zeros on `count` random bands of up to `width` positions inside each
     row's first `limit` positions (at most a fifth of them each), ones elsewhere."""
     rows = tf.shape(limit)[0]
     keep = tf.ones(tf.stack([rows, size]), dtype)
     positions = tf.range(size)[None, :]
-    for _ in range(count):
-        widths = tf.random.uniform([rows], 0, width + 1, tf.int32)
+    seeds = tf.random.experimental.stateless_split(seed, 2 * count)
+    for band_index in range(count):
+        widths = tf.random.stateless_uniform([rows], seeds[2 * band_index], 0, width + 1,
+                                             tf.int32)
         widths = tf.minimum(widths, tf.maximum(limit // 5, 1))
         room = tf.cast(tf.maximum(limit - widths, 1), tf.float32)
-        starts = tf.cast(tf.random.uniform([rows]) * room, tf.int32)
+        starts = tf.cast(tf.random.stateless_uniform([rows], seeds[2 * band_index + 1]) * room,
+                         tf.int32)
         band = (positions >= starts[:, None]) & (positions < (starts + widths)[:, None])
         keep *= 1.0 - tf.cast(band, dtype)
     return keep
 
 
-def spec_augment(features: tf.Tensor, frames: tf.Tensor, time_masks: int = 2,
+def spec_augment(features: tf.Tensor, frames: tf.Tensor, seed, time_masks: int = 2,
                  time_width: int = 10, freq_masks: int = 2, freq_width: int = 8) -> tf.Tensor:
     """SpecAugment (Park et al., 2019) without time warping: zero random bands of frames
     and of mel bands (zero is the normalised mean). Training only."""
     shape = tf.shape(features)
+    time_seed, freq_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     if time_masks:
-        keep = _band_masks(frames, shape[1], time_masks, time_width, features.dtype)
+        keep = _band_masks(frames, shape[1], time_masks, time_width, features.dtype, time_seed)
         features = features * keep[:, :, None]
     if freq_masks:
         mels = features.shape[-1]
         keep = _band_masks(tf.fill([shape[0]], mels), mels, freq_masks, freq_width,
-                           features.dtype)
+                           features.dtype, freq_seed)
         features = features * keep[:, None, :]
     return features

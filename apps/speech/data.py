@@ -59,8 +59,9 @@ class SkippingReader:
 def recording_batches(audio: AudioInputter, examples: dict, ids: batching.Ragged,
                       batch_size: int, seed: int, source: str, training: bool,
                       augment: Callable | None = None) -> tf.data.Dataset:
-    """((features, frames), labels) batches. `augment(samples, lengths) -> (features,
-    frames)` replaces plain features where given (training)."""
+    """((features, frames), labels) batches. `augment(samples, lengths, seed) ->
+    (features, frames)` replaces plain features where given (training); its seed is
+    (`seed`, the batch's index), so reading the batches again draws the same."""
     lengths = np.asarray([resampled_length(frames, rate, audio.sample_rate)
                           for frames, rate in zip(examples["frames"], examples["rate"])],
                          np.int64)
@@ -70,8 +71,7 @@ def recording_batches(audio: AudioInputter, examples: dict, ids: batching.Ragged
     count = len(lengths)
     dataset = tf.data.Dataset.range(count)
     if training:
-        dataset = dataset.shuffle(min(count, SHUFFLE_BUFFER), seed=seed,
-                                  reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(min(count, SHUFFLE_BUFFER), seed=seed)
 
     def load(index):
         samples = tf.numpy_function(reader, [index], tf.float32, stateful=False)
@@ -87,12 +87,15 @@ def recording_batches(audio: AudioInputter, examples: dict, ids: batching.Ragged
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=(0.0, 0, PAD_ID), pad_to_bucket_boundary=False)
 
-    def features(samples, sample_lengths, label_ids):
+    def features(index, batch):
+        samples, sample_lengths, label_ids = batch
         if augment is not None:
-            return augment(samples, sample_lengths), label_ids
+            batch_seed = tf.stack([tf.constant(seed % 2**63, tf.int64), index])
+            return augment(samples, sample_lengths, batch_seed), label_ids
         return audio.features(samples, sample_lengths), label_ids
 
-    dataset = dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.enumerate().map(features, num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=True)
     if training:
         # as many batches as planned even when a recording is skipped mid-epoch (a few
         # of the next pass' batches fill in): the schedule counts on the number

@@ -28,6 +28,7 @@ from apps.speech import decoding
 from apps.speech.data import recording_batches
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
+from apps.training import pass_seed
 from pipelines.audio import (
     AudioInputter,
     AudioProblem,
@@ -269,26 +270,34 @@ class SpeechTask(Task):
     def datasets(self, settings, inputters, train, valid, replicas=1):
         audio, text = inputters["audio"], inputters["text"]
 
-        def augment(waves, lengths):
-            waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb)
+        def augment(waves, lengths, seed):
+            speed_seed, noise_seed, mask_seed = tf.unstack(
+                tf.random.experimental.stateless_split(seed, 3))
+            waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb, speed_seed)
             if settings.noise_snr is not None:
                 waves = add_noise(waves, lengths, settings.noise_snr,
-                                  settings.noise_snr + NOISE_SNR_RANGE)
+                                  settings.noise_snr + NOISE_SNR_RANGE, noise_seed)
             values, frames = audio.features(waves, lengths)
-            values = spec_augment(values, frames, settings.time_masks,
+            values = spec_augment(values, frames, mask_seed, settings.time_masks,
                                   settings.time_mask_width, settings.freq_masks,
                                   settings.freq_mask_width)
             return values, frames
 
-        def batches(examples: Examples, source: str, training: bool):
+        def prepared(examples: Examples, source: str):
             say_conversions(examples["path"], examples["rate"], examples["channels"],
                             audio.sample_rate, source)
-            return recording_batches(audio, examples, text.encode(examples["text"]),
-                                     settings.batch_size, settings.seed, source, training,
-                                     augment if training else None)
+            return examples, text.encode(examples["text"]), source
 
-        return (batches(train, settings.data, True),
-                batches(valid, settings.valid or settings.data, False))
+        def batches(data, seed: int, training: bool):
+            examples, ids, source = data
+            return recording_batches(audio, examples, ids, settings.batch_size, seed, source,
+                                     training, augment if training else None)
+
+        train_data = prepared(train, settings.data)
+        valid_data = batches(prepared(valid, settings.valid or settings.data), settings.seed,
+                             False)
+        return (lambda epoch: batches(  # pass `epoch` of the training data: apps.training
+            train_data, pass_seed(settings.seed, epoch), True), valid_data)
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)

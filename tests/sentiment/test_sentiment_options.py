@@ -41,12 +41,12 @@ def test_jit_compiles_the_training_steps(tmp_path, sentiment_settings, monkeypat
     monkeypatch.setattr(training.TrainingLoop, "__init__", spy)
     losses = {}
     for jit in (False, True):
-        run_dir, _ = runner.train(task.TASK, sentiment_settings(epochs=2, jit=jit),
+        run_dir, _ = runner.train(task.TASK, sentiment_settings(epochs=1, jit=jit),
                                   tmp_path / f"jit-{jit}", verbose=0)
         losses[jit] = [float(row["loss"]) for row in history(run_dir)]
     assert asked == [False, True]
     # XLA fuses differently, so the last bits differ, but it trains the same model.
-    np.testing.assert_allclose(losses[True], losses[False], rtol=2e-3)
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-2)
 
 
 def test_members_train_side_by_side_and_average(tmp_path, sentiment_settings):

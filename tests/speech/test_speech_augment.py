@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
+from resume_helpers import assert_same_run, interrupt_after_backup
 
 from apps import runner
 from apps.errors import ConfigError
@@ -32,7 +33,7 @@ def peak_hz(row: np.ndarray) -> float:
 def test_speed_perturbation_changes_tempo_and_pitch_together():
     tf.random.set_seed(3)
     samples, lengths = tones(1000.0, [8000, 6000, 4000, 8000])
-    out, new_lengths = speed_perturb(samples, lengths, 0.2)
+    out, new_lengths = speed_perturb(samples, lengths, 0.2, [1, 2])
     out, new_lengths = out.numpy(), new_lengths.numpy()
     for row, old, new in zip(out, lengths.numpy(), new_lengths):
         factor = old / new
@@ -45,14 +46,14 @@ def test_speed_perturbation_changes_tempo_and_pitch_together():
 
 def test_no_speed_perturbation_leaves_the_samples_alone():
     samples, lengths = tones(440.0, [800, 500])
-    out, new_lengths = speed_perturb(samples, lengths, 0.0)
+    out, new_lengths = speed_perturb(samples, lengths, 0.0, [1, 2])
     assert out is samples and new_lengths is lengths
 
 
 def test_noise_is_added_at_the_asked_signal_to_noise_ratio_inside_the_length_only():
     tf.random.set_seed(4)
     samples, lengths = tones(300.0, [8000] * 16 + [4000] * 16)
-    noisy = add_noise(samples, lengths, 10.0, 10.0).numpy()
+    noisy = add_noise(samples, lengths, 10.0, 10.0, [1, 2]).numpy()
     clean = samples.numpy()
     for row, noise, length in zip(clean, noisy - clean, lengths.numpy()):
         assert np.all(noise[length:] == 0)
@@ -80,14 +81,14 @@ def test_augmentation_changes_training_frames_and_leaves_validation_alone(
                     noise_snr=None)
     clean_train, clean_valid = TASK.datasets(plain, trained.inputters, examples, examples)
     clean = frames_by_count(clean_valid)
-    assert {k: len(v) for k, v in frames_by_count(clean_train).items()} == \
+    assert {k: len(v) for k, v in frames_by_count(clean_train(0)).items()} == \
         {k: len(v) for k, v in clean.items()}
     train, valid = TASK.datasets(replace(plain, **augmentation), trained.inputters,
                                  examples, examples)
     for count, rows in frames_by_count(valid).items():
         for row, reference in zip(rows, clean[count]):
             np.testing.assert_array_equal(row, reference)
-    augmented = [(count, row) for count, rows in frames_by_count(train).items()
+    augmented = [(count, row) for count, rows in frames_by_count(train(0)).items()
                  for row in rows]
     assert len(augmented) == len(examples["audio"])
     for count, row in augmented:
@@ -98,3 +99,19 @@ def test_augmentation_changes_training_frames_and_leaves_validation_alone(
 def test_speed_perturbation_must_stay_below_one(corpus):
     with pytest.raises(ConfigError, match="speed-perturb"):
         SpeechSettings(data=str(corpus["train"]), speed_perturb=1.0).validate()
+
+
+def test_a_run_resumed_within_an_epoch_equals_the_uninterrupted_one(tmp_path, speech_settings,
+                                                                    monkeypatch):
+    """Speed perturbation, noise and SpecAugment draw from (pass seed, batch index), so a
+    resumed run reads and augments the same batches: its history and weights are those
+    of the run never stopped (apps.training's contract)."""
+    settings = speech_settings(epochs=2, units=16, conv_filters=16, speed_perturb=0.2,
+                               noise_snr=20.0, checkpoint_every="3steps")
+    whole = runner.train(TASK, settings, tmp_path / "whole", verbose=0)[0]
+    with monkeypatch.context() as patch:
+        interrupt_after_backup(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            runner.train(TASK, settings, tmp_path / "cut", verbose=0)
+    resumed = runner.train(TASK, settings, tmp_path / "cut", verbose=0)[0]
+    assert_same_run(whole, resumed)

@@ -90,7 +90,7 @@ def test_recordings_at_another_rate_are_resampled_in_training(tmp_path, speech_s
         train, _ = TASK.datasets(settings, inputters, examples, examples)
     assert caplog.text.count("Resampling 1 recording(s)") == 2  # training and validation
     assert "(16000 Hz) to the model's 8000 Hz" in caplog.text and "5.wav" in caplog.text
-    assert sum(int(batch[0][0].shape[0]) for batch in train) == 6
+    assert sum(int(batch[0][0].shape[0]) for batch in train(0)) == 6
 
 
 def spoken_digit_examples(*_args, **_kwargs):
