@@ -192,9 +192,6 @@ class AudioInputter(Inputter):
     def fft_length(self) -> int:
         return 1 << (self.window - 1).bit_length()
 
-    def seconds(self, samples: int) -> float:
-        return samples / self.sample_rate
-
     # -- files (training, evaluate, transcribe): soundfile, soxr -------------------------
 
     def read(self, audio: str | Path | bytes) -> np.ndarray:

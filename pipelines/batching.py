@@ -61,14 +61,6 @@ class Ragged:
         return [row.tolist() for row in np.split(self.values, np.cumsum(self.lengths)[:-1])] \
             if len(self) else []
 
-    def select(self, indices: Sequence[int]) -> Ragged:
-        return Ragged.from_rows([self.row(i) for i in indices], self.values.dtype)
-
-
-def truncate(ids: Sequence[Sequence[int]], max_length: int) -> list[list[int]]:
-    """Cut every sequence to at most `max_length` ids, keeping empty ones as one pad."""
-    return [list(seq[:max_length]) or [PAD_ID] for seq in ids]
-
 
 def bucket_boundaries(lengths: Sequence[int], batch_size: int, max_buckets: int = 16) -> list[int]:
     """Bucket edges at length quantiles, so each bucket holds a similar share of the data."""

@@ -29,11 +29,11 @@ from apps.errors import DataError
 from pipelines import records
 from pipelines.sources import (
     TfdsSpec,
-    _check_file,
-    _feature_key,
-    _read_jsonl,
+    check_file,
+    feature_key,
     is_tfds,
     json_objects,
+    read_jsonl,
     read_lines,
     tfds_load,
 )
@@ -99,9 +99,9 @@ def pair_reader(source: str, source_lang: str | None = None, target_lang: str | 
             raise DataError(f"Missing language file(s) {', '.join(map(repr, missing))} for "
                             f"the pair {source}.{{{source_lang},{target_lang}}}.")
         for side in paths:
-            _check_file(side)
+            check_file(side)
         return records.LinePairsReader(paths, name=describe(source, source_lang, target_lang))
-    path = _check_file(path)
+    path = check_file(path)
     delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
     if delimiter is None:
         first = next((row for _, row in json_objects(path)), {})
@@ -148,7 +148,7 @@ def read_prefix_pairs(prefix: str, source_lang: str | None,
 def read_all_lines(path: Path) -> list[str]:
     """Every line of a UTF-8 text file; a file with undecodable lines is refused (a line
     left out would shift every later pair)."""
-    path = _check_file(path)
+    path = check_file(path)
     lines = []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -166,10 +166,10 @@ def read_all_lines(path: Path) -> list[str]:
 def read_table_pairs(path: Path, source_lang: str | None, target_lang: str | None,
                      source_column: str | None, target_column: str | None) -> Pairs:
     """Pairs from a TSV / CSV (header optional) or JSONL file."""
-    path = _check_file(path)
+    path = check_file(path)
     delimiter = TABLE_SUFFIXES.get(path.suffix.lower(), "\t")
     if delimiter is None:
-        columns, rows = _read_jsonl(path)
+        columns, rows = read_jsonl(path)
         rows = list(rows)
         keys = pick_pair_columns(columns, source_lang, target_lang, source_column,
                                  target_column, path)
@@ -264,7 +264,7 @@ def read_tfds_pairs(spec: str, source_lang: str | None, target_lang: str | None,
         raise DataError(f"TensorFlow Datasets '{parsed.name}' does not say which feature is "
                         f"the source (features: {', '.join(info.features.keys())}): pass "
                         "--source-lang and --target-lang.")
-    keys = [_feature_key(info.features, lang, "text", parsed) for lang in languages]
+    keys = [feature_key(info.features, lang, "text", parsed) for lang in languages]
     sources, targets = [], []
     for example in dataset.as_numpy_iterator():
         sources.append(_text(example[keys[0]]))

@@ -59,7 +59,8 @@ class LabeledTexts:
 # --------------------------------------------------------------------------- files
 
 
-def _check_file(path: Path) -> Path:
+def check_file(path: Path) -> Path:
+    """`path` if it is a readable, non-empty text file; else one sentence saying why."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"Data file '{path}' does not exist: check the path.")
@@ -77,14 +78,9 @@ def _check_file(path: Path) -> Path:
     return path
 
 
-def check_file(path: Path) -> Path:
-    """`path` if it is a readable, non-empty text file; else one sentence saying why."""
-    return _check_file(path)
-
-
 def read_lines(path: Path) -> Iterator[str]:
     """Lines of a UTF-8 file without their newline; undecodable lines are skipped, counted."""
-    path = _check_file(path)
+    path = check_file(path)
     skipped = 0
     with open(path, "rb") as handle:
         for raw in handle:
@@ -100,7 +96,7 @@ def read_lines(path: Path) -> Iterator[str]:
 
 def read_text(path: Path) -> str:
     """A whole UTF-8 text file, exactly as written (for language modelling)."""
-    path = _check_file(path)
+    path = check_file(path)
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace")
     bad = text.count("\ufffd") - raw.decode("utf-8", errors="ignore").count("\ufffd")
@@ -150,7 +146,8 @@ def json_objects(path: Path) -> Iterator[tuple[int, dict]]:
         yield number, row
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
+def read_jsonl(path: Path) -> tuple[list[str], Iterator[dict]]:
+    """(the first object's keys, every object) of a JSON Lines file."""
     rows = [row for _, row in json_objects(path)]
     columns = list(rows[0]) if rows else []
     return columns, iter(rows)
@@ -160,10 +157,10 @@ def read_labeled_file(
     path: Path, text_column: str | None = None, label_column: str | None = None
 ) -> LabeledTexts:
     """Texts and labels from a TSV, CSV or JSONL file with named columns."""
-    path = _check_file(Path(path))
+    path = check_file(Path(path))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        columns, rows = _read_jsonl(path)
+        columns, rows = read_jsonl(path)
     elif suffix == ".csv":
         columns, rows = _read_table(path, ",")
     else:
@@ -193,7 +190,7 @@ def labeled_reader(source: str, text_column: str | None = None,
 
     if is_tfds(source):
         raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
-    path = _check_file(Path(source))
+    path = check_file(Path(source))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         columns = list(next((row for _, row in json_objects(path)), {}))
@@ -254,7 +251,8 @@ def tfds_load(spec: TfdsSpec, default_split: str):
     return dataset, info
 
 
-def _feature_key(features, wanted: str | None, kind: str, spec: TfdsSpec) -> str:
+def feature_key(features, wanted: str | None, kind: str, spec: TfdsSpec) -> str:
+    """The TFDS feature named `wanted`, or the one feature of `kind`; else one sentence."""
     import tensorflow_datasets as tfds
 
     keys = list(features.keys())
@@ -282,8 +280,8 @@ def read_labeled_tfds(
     """Texts and label names from a TFDS text-classification data set."""
     parsed = TfdsSpec.parse(spec)
     dataset, info = tfds_load(parsed, default_split)
-    text_key = _feature_key(info.features, text_column, "text", parsed)
-    label_key = _feature_key(info.features, label_column, "label", parsed)
+    text_key = feature_key(info.features, text_column, "text", parsed)
+    label_key = feature_key(info.features, label_column, "label", parsed)
     label_feature = info.features[label_key]
     texts, labels = [], []
     for example in dataset.as_numpy_iterator():
@@ -298,7 +296,7 @@ def read_text_tfds(spec: str, text_column: str | None = None, default_split: str
     """All texts of a TFDS split joined into one string (for language modelling)."""
     parsed = TfdsSpec.parse(spec)
     dataset, info = tfds_load(parsed, default_split)
-    key = _feature_key(info.features, text_column, "text", parsed)
+    key = feature_key(info.features, text_column, "text", parsed)
     examples = dataset.as_numpy_iterator()
     return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in examples)
 

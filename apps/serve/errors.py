@@ -65,10 +65,6 @@ class DeadlineExceeded(ServingError):
     code = "DEADLINE_EXCEEDED"
 
 
-class Unimplemented(ServingError):
-    code = "UNIMPLEMENTED"
-
-
 # Canonical status codes by number, as TensorFlow and gRPC share them.
 CODE_NAMES = (
     "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS "

@@ -20,7 +20,6 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from apps.serve.errors import InvalidArgument, ServingError, from_tf_error
 
 SERVING_DEFAULT = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
 
 # Values used to warm a freshly loaded version up: one row of each input.
 WARM_UP_VALUES = {"string": b"warm-up", "int": 1, "float": 0.0, "bool": False}
