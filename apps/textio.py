@@ -44,6 +44,12 @@ class InputLines:
         return len(self.texts)
 
 
+def input_option(item: str, answer: str = "answer", blank_lines: str = ", blank lines included"):
+    """The `--input FILE|-` flag of every command that answers one line per input line."""
+    return click.option("--input", "input_file", help=f"File with one {item} per line (one "
+                        f"{answer} per line{blank_lines}); - for stdin.")
+
+
 def decode_lines(stream: BinaryIO) -> InputLines:
     """Every line of a byte stream without its line end; undecodable lines keep their place."""
     lines = InputLines([])

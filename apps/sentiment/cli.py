@@ -9,7 +9,7 @@ import click
 from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.options import SectionedCommand, argument, examples_for, option
 from apps.sentiment import task
-from apps.textio import answer, echo_answers, read_inputs
+from apps.textio import answer, echo_answers, input_option, read_inputs
 
 EXAMPLES = """
 \b
@@ -64,8 +64,7 @@ sentiment = task_group(task.TASK, TEXTS, evaluate_options=[BATCH_SIZE])
     "scores, so its label is the commonest class.\n\n" + examples_for(EXAMPLES, "predict")))
 @argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
 @argument("texts", nargs=-1, help="Texts to classify (or --input).")
-@click.option("--input", "input_file", help="File with one text per line (one answer per "
-              "line, blank lines included); - for stdin.")
+@input_option("text")
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per text.")
 def predict(model, texts, input_file, batch_size, as_json):

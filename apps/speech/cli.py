@@ -9,7 +9,7 @@ import click
 from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.options import SectionedCommand, argument, examples_for, option
 from apps.speech import task
-from apps.textio import answer, echo_answers, read_inputs
+from apps.textio import answer, echo_answers, input_option, read_inputs
 
 EXAMPLES = """
 \b
@@ -73,8 +73,7 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
 @argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
 @argument("wavs", nargs=-1, help="Audio files: WAV, FLAC, OGG/Vorbis or NIST SPHERE (or "
           "--input).")
-@click.option("--input", "input_file", help="File with one audio path per line (one answer "
-              "per line); - for stdin.")
+@input_option("audio path", blank_lines="")
 @BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,

@@ -10,7 +10,7 @@ from apps import runner
 from apps.commands import MODEL_HELP, TaskTexts, task_group
 from apps.options import SectionedCommand, argument, examples_for, option
 from apps.plots import plot_attention
-from apps.textio import answer, echo_answers, read_inputs
+from apps.textio import answer, echo_answers, input_option, read_inputs
 from apps.translation import task, translate
 from apps.translation.attention import attention_weights
 
@@ -82,8 +82,7 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
     "--max-length tokens is cut, with a warning.\n\n" + examples_for(EXAMPLES, "translate")))
 @argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
 @argument("sentences", nargs=-1, help="Sentences in the source language (or --input).")
-@click.option("--input", "input_file", help="File with one sentence per line (one "
-              "translation per line, blank lines included); - for stdin.")
+@input_option("sentence", "translation")
 @BEAM_SIZE
 @BATCH_SIZE
 @click.option("--json", "as_json", is_flag=True,
