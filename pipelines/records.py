@@ -364,6 +364,14 @@ class Streamed:
     scan: Scan
     shard: Shard = field(default_factory=Shard)
 
+    def workers(self, batch_size: int) -> int:
+        """How many workers share the global batch, each with its own shard; a batch
+        they cannot share evenly is one sentence."""
+        if batch_size % self.shard.count:
+            raise DataError(f"--batch-size {batch_size} must be a multiple of the "
+                            f"{self.shard.count} workers: each reads its own shard.")
+        return self.shard.count
+
     def held_out_columns(self, sides: tuple[str, ...]) -> dict[str, list[str]]:
         """The held-out validation records by side, in file order."""
         rows = [self.scan.held_out[i] for i in sorted(self.scan.held_out)]

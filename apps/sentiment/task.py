@@ -65,10 +65,7 @@ def streamed_texts(settings, inputters, train: records.Streamed):
     function of the pass (`apps.training`): the text tokenised by the graph op, labels
     looked up in the graph, length buckets."""
     text, labels = inputters["text"], inputters["label"]
-    workers = train.shard.count
-    if settings.batch_size % workers:
-        raise DataError(f"--batch-size {settings.batch_size} must be a multiple of the "
-                        f"{workers} workers: each reads its own shard.")
+    workers = train.workers(settings.batch_size)
     sample = text.tokenizer.encode([values[0] for values in train.scan.record_sample])
     boundaries = batching.bucket_boundaries([min(len(ids), settings.max_length) or 1
                                              for ids in sample], settings.batch_size)

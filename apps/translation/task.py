@@ -130,10 +130,7 @@ def streamed_pairs(settings, inputters, train: records.Streamed):
         log.warning("About %.1f%% of the pairs of %s are longer than --max-length %d tokens "
                     "and are left out.", 100 * (1 - keep_rate), settings.data,
                     settings.max_length)
-    workers = train.shard.count
-    if settings.batch_size % workers:
-        raise DataError(f"--batch-size {settings.batch_size} must be a multiple of the "
-                        f"{workers} workers: each reads its own shard.")
+    workers = train.workers(settings.batch_size)
     boundaries = batching.bucket_boundaries(kept, settings.batch_size)
     steps = batching.stream_steps(round(train.scan.training_records * keep_rate / workers)
                                   * workers, settings.batch_size, boundaries)
