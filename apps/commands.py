@@ -65,7 +65,8 @@ def _with(options: Sequence, command):
 
 def _train(task: Task, texts: TaskTexts) -> click.Command:
     @click.pass_context
-    def train(ctx, config_file, output, overwrite, quiet, **_):
+    def train(ctx, config_file, output, overwrite, quiet, **settings_flags):
+        # the settings flags (declared from the dataclass) are read typed from ctx
         settings = resolve(task.settings_class, config_file, typed_flags(ctx))
         output = runner.run_directory(task, settings, output)
         click.echo(f"Run directory: {output}", err=True)

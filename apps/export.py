@@ -4,18 +4,15 @@ Every task builds its serving functions and hands them here with the objects the
 use; this module writes `BASE/<name>/<next version>/` through a temporary sibling
 whose name is not a number (TF Serving ignores it) and renames it into place, so a
 version directory is complete or absent even under `kill -9`. It then adds
-`assets/metadata.json` (inside the temporary directory, before the rename) and
-rewrites `BASE/models.config`.
+`assets/metadata.json` (`apps.metadata`, inside the temporary directory, before the
+rename) and rewrites `BASE/models.config`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,11 +20,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-import apps
+from apps import metadata as metadata_file
 from apps.errors import AppError
 from apps.layout import write_models_config
+from apps.metadata import Metadata
 
-METADATA = Path("assets") / "metadata.json"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
@@ -89,11 +86,6 @@ def pin_cpu_only_resources(tracked: list) -> None:
         resource._create_resource = create_on_cpu  # what the exported creator function runs
 
 
-def environment() -> dict[str, str]:
-    return {"apps": apps.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version()}
-
-
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -121,7 +113,7 @@ def export_saved_model(
     tracked: list,
     base_path: Path,
     name: str,
-    metadata: dict[str, Any],
+    metadata: Metadata,
     warmup: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write the endpoints as the next version of `base_path/name`; return its directory.
@@ -150,12 +142,7 @@ def export_saved_model(
         for endpoint, function in endpoints.items():
             archive.add_endpoint(endpoint, function)
         archive.write_out(str(tmp), verbose=False)
-        (tmp / METADATA).parent.mkdir(exist_ok=True)
-        full = {**metadata, "resolved": resolution(metadata),
-                "signatures": sorted(endpoints), "exported_at":
-                time.strftime("%Y-%m-%dT%H:%M:%S%z"), "environment": environment()}
-        (tmp / METADATA).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n",
-                                    encoding="utf-8")
+        metadata_file.write(tmp, metadata, list(endpoints))
         if warmup:
             write_warmup_requests(tmp, warmup)
         _fsync_tree(tmp)
@@ -174,30 +161,11 @@ def export_saved_model(
     return target
 
 
-def read_metadata(saved_model_dir: Path) -> dict[str, Any]:
-    path = Path(saved_model_dir) / METADATA
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def recurrence_metadata(recurrence: str) -> dict[str, Any]:
-    """What `assets/metadata.json` says of the recurrence the graph holds, at its top."""
-    hosts = ["gpu"] if recurrence == "cudnn" else ["cpu", "gpu"]
-    return {"recurrence": recurrence, "runs_on": hosts}
-
-
-def resolution(metadata: dict[str, Any]) -> dict[str, Any]:
-    """What `auto` became: while training (the run's config.json) and in this graph
-    (float32 weights and products whatever the training precision; its recurrence)."""
-    config = metadata.get("config") or {}
-    return {"training": dict(config.get("resolved") or {}),
-            "serving": {"precision": "float32", "recurrence": metadata.get("recurrence")}}
-
-
-def check_runs_here(metadata: dict[str, Any], path: Path) -> None:
+def check_runs_here(metadata: Metadata | None, path: Path) -> None:
     """Refuse, in one sentence, a GPU-only export on a host without a GPU."""
     from apps.layers import gpu_available
 
-    if metadata.get("recurrence") == "cudnn" and not gpu_available():
+    if metadata is not None and metadata.recurrence == "cudnn" and not gpu_available():
         raise AppError(
             f"'{path}' is a GPU-only export (its graph holds cuDNN kernels, which have no "
             "CPU version) and this host has no GPU: serve it on a GPU host, or export the "

@@ -135,22 +135,23 @@ def describe_run(path: Path) -> dict[str, Any]:
 def describe_export(path: Path) -> dict[str, Any]:
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
-    from apps.export import read_metadata, resolution
+    from apps.metadata import Metadata
+    from apps.metadata import read as read_metadata
     from pipelines.tokenizer import quiet_native_logs
 
-    metadata = read_metadata(path)
+    metadata = (read_metadata(path) or Metadata(task=None)).to_json()
     task = task_named(metadata.get("task"), path)
     with quiet_native_logs():
         loaded = tf.saved_model.load(str(path))
     config = metadata.get("config", {})
     variables = getattr(loaded, "trainable_variables", None) or []
-    own = ("task", "config", "inputters", "metrics", "resolved", "signatures", "exported_at",
-           "environment")
+    own = ("schema", "task", "config", "inputters", "metrics", "resolved", "signatures",
+           "exported_at", "environment")
     return {"path": str(path), "kind": "saved_model", "task": task.name,
             "version": path.name, "exported_at": metadata.get("exported_at"),
             "environment": metadata.get("environment", {}),
             "settings": {k: v for k, v in config.items() if k not in HIDDEN_CONFIG},
-            "resolved": metadata.get("resolved") or resolution(metadata),
+            "resolved": metadata["resolved"],
             "inputters": metadata.get("inputters", {}),
             "metrics": metadata.get("metrics", {}),
             "model": {"parameters": parameter_count(variables)},

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ import tensorflow as tf
 
 from apps import distribute, layers, plots, precision, training
 from apps import export as exporting
+from apps import metadata as metadata_file
 from apps.baseline import BaselineWatch
 from apps.config import to_dict
 from apps.errors import AppError, DataError, ModelPathError
 from apps.info import print_model_summary
 from apps.layout import locate_model
+from apps.metadata import Metadata
 from apps.resolution import resolved_settings
 from apps.settings import parse_checkpoint_every
 from apps.task import Task, Trained, TrainingPlan
@@ -102,7 +105,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
                 passes(0), valid_data, steps, clock, replicas))
-        trained = Trained(run.path, "run", settings, inputters, model)
+        trained = trained_run(task, run.path, settings, inputters, model)
         every_steps, every_seconds = parse_checkpoint_every(settings.checkpoint_every)
         fitted = training.fit(
             model, passes, valid_data, run, settings.epochs, task.monitor, task.monitor_mode,
@@ -167,8 +170,91 @@ def settings_from_config(settings_class, config: dict[str, Any]):
     return settings_class(**{k: v for k, v in config.items() if k in known})
 
 
-def load(task: Task, path: Path) -> Trained:
-    """A run directory (its best epoch) or an exported SavedModel of `task`.
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's settings with absolute paths cut to their last part (no machine's paths)."""
+    return {key: os.path.basename(value) if isinstance(value, str) and os.path.isabs(value)
+            else value for key, value in config.items()}
+
+
+def run_metadata(task: Task, path: Path, settings, inputters: dict,
+                 recurrence: str = "fused", **options) -> Metadata:
+    """What a run's export says of itself (`apps.metadata`), and what the run answers
+    with in memory: the same function builds both. `options` are the task's export
+    options (`Task.metadata_entries`)."""
+    run = training.RunDirectory(path)
+    metrics = json.loads(run.metrics.read_text()).get("valid", {}) if run.metrics.is_file() \
+        else {}
+    config = run.read_config() if run.config.is_file() else {"task": task.name}
+    return Metadata(
+        task=task.name, recurrence=recurrence, config=portable_config(config),
+        inputters={side: inputter.metadata() for side, inputter in inputters.items()},
+        metrics={k: v for k, v in metrics.items()
+                 if not task.kept_metrics or k in task.kept_metrics},
+        entries=task.metadata_entries(settings, inputters, **options))
+
+
+class InMemorySignatures(Mapping):
+    """A run's serving functions: `Task.signatures` built on first use and traced with
+    the recurrence a default export holds (`layers.traced_recurrence("fused")`), so a run
+    computes what its export computes. Each traces once (input signatures), which keeps
+    the per-epoch validation of a training run cheap."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]]):
+        self._build, self._functions = build, None
+
+    def _all(self) -> dict[str, Any]:
+        if self._functions is None:
+            self._functions = self._build()
+        return self._functions
+
+    def __getitem__(self, name: str):
+        function = self._all()[name]
+
+        def call(*args, **inputs):
+            with layers.traced_recurrence("fused"):
+                return function(*args, **inputs)
+
+        return call
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def trained_run(task: Task, path: Path, settings, inputters: dict, model,
+                **options) -> Trained:
+    """A run's model as a `Trained`: its metadata as its export would hold it, and its
+    serving functions in memory. `options` are the task's export options."""
+    metadata = run_metadata(task, path, settings, inputters, **options)
+    trained = Trained(Path(path), "run", metadata, {}, settings, inputters, model)
+    trained.signatures = InMemorySignatures(lambda: task.signatures(trained))
+    return trained
+
+
+def with_options(task: Task, trained: Trained, **options) -> Trained:
+    """`trained` serving with these export options (None: its own): a run is rebuilt
+    in memory with them; an export serves as it was exported, and says so when asked
+    otherwise."""
+    asked = {key: value for key, value in options.items() if value is not None}
+    if not trained.is_saved_model:
+        entries = task.metadata_entries(trained.settings, trained.inputters, **asked)
+        if entries == trained.metadata.entries:
+            return trained
+        return trained_run(task, trained.path, trained.settings, trained.inputters,
+                           trained.model, **asked)
+    for key, value in asked.items():
+        if key in trained.metadata.entries and trained.metadata.entries[key] != value:
+            log.warning("'%s' is an export: it answers with the %s it was exported with (%s), "
+                        "not %s.", trained.path, key, trained.metadata.entries[key], value)
+    return trained
+
+
+def load(task: Task, path: Path, **options) -> Trained:
+    """A run directory (its best epoch) or an exported SavedModel of `task`, answering
+    through the same serving functions (`Trained`). `options` are the task's export
+    options for a run (`Task.metadata_entries`); an export keeps its own.
 
     A model base directory (`saved_models/sentiment`) means its newest version.
     """
@@ -181,36 +267,35 @@ def load(task: Task, path: Path) -> Trained:
         inputters = load_inputters(task, settings, path)
         model = task.build_model(settings, inputters)
         model.load_weights(run.best_weights)
-        return Trained(path, "run", settings, inputters, model)
-    metadata = exporting.read_metadata(path)
-    _check_task(task, metadata.get("task"), path, "an exported model")
+        return trained_run(task, path, settings, inputters, model, **options)
+    metadata = metadata_file.read(path)
+    _check_task(task, metadata.task if metadata else None, path, "an exported model")
     exporting.check_runs_here(metadata, path)
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
     with quiet_native_logs():
         signatures = tf.saved_model.load(str(path)).signatures
-    return Trained(path, "saved_model", metadata=metadata, signatures=signatures)
+    return with_options(task, Trained(path, "saved_model", metadata, signatures), **options)
 
 
 # ---------------------------------------------------------------------------- evaluate
 
 
 def evaluate(task: Task, path: Path, data: str, **options) -> dict[str, Any]:
-    """The task's metrics of the model at `path` on the data named `data`."""
+    """The task's metrics of the model at `path` on the data named `data`.
+
+    `options` are the task's `column_options` (how to read `data`; None: what the model
+    knows, else guessed) and its `score` options; an unknown one is a TypeError."""
+    columns = {key: options.pop(key, None) for key in task.column_options}
     trained = load(task, path)
     known = task.evaluation_options(trained)
-    options = {**options, **{key: value for key, value in known.items()
-                             if options.get(key) is None}}
-    return task.score(trained, task.read_evaluation_data(data, **options), **options)
+    columns = {key: value if value is not None else known.get(key)
+               for key, value in columns.items()}
+    return task.score(trained, task.read_evaluation_data(data, columns), source=data,
+                      **options)
 
 
 # ------------------------------------------------------------------------------ export
-
-
-def portable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The run's settings with absolute paths cut to their last part (no machine's paths)."""
-    return {key: os.path.basename(value) if isinstance(value, str) and os.path.isabs(value)
-            else value for key, value in config.items()}
 
 
 def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
@@ -220,28 +305,19 @@ def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
     The graph holds the portable recurrence (`apps.recurrence`'s loop: CPU and GPU
     hosts) unless `gpu_only`, which traces Keras' cuDNN kernels (GPU hosts only).
     """
-    trained = load(task, run_dir)
+    trained = load(task, run_dir, **options)
     if trained.is_saved_model:
         raise DataError(f"'{run_dir}' is already an exported model: export a run directory.")
-    run = training.RunDirectory(trained.path)
-    metrics = json.loads(run.metrics.read_text()).get("valid", {}) if run.metrics.is_file() \
-        else {}
     recurrence = "cudnn" if gpu_only else "fused"
+    trained.metadata = dataclasses.replace(trained.metadata, recurrence=recurrence)
     tracked = [trained.model]
     for inputter in trained.inputters.values():
         tracked += [t for t in inputter.trackables() if all(t is not k for k in tracked)]
-    metadata = {
-        "task": task.name,
-        **exporting.recurrence_metadata(recurrence),
-        "config": portable_config(run.read_config()),
-        "inputters": {side: inputter.metadata() for side, inputter in trained.inputters.items()},
-        **task.export_metadata(trained, metrics, **options),
-    }
     try:
         with layers.traced_recurrence(recurrence), quiet_native_logs():
-            endpoints = task.signatures(trained, **options)
+            endpoints = task.signatures(trained)
             return exporting.export_saved_model(endpoints, tracked, base_path,
-                                                name or task.name, metadata,
-                                                task.warmup_requests(trained, **options))
+                                                name or task.name, trained.metadata,
+                                                task.warmup_requests(trained))
     except layers.CudnnUnavailable as error:
         raise AppError(str(error)) from None

@@ -3,17 +3,18 @@
 A task (sentiment classification, language modelling, ...) is a subclass of `Task`
 that says: its settings class, how to read its data, its inputters (one per data
 side), how to build and compile its model, which validation metric picks the best
-epoch, how to score a trained model, and its serving signatures. The runner opens
-and resumes run directories, fits or loads the inputters, trains with the
-resumable loop, loads a run or a SavedModel (checking it belongs to the task), and
-exports; no task repeats that glue. See docs/architecture.md for a worked example.
+epoch, its serving signatures, and how to score a trained model through them. The
+runner opens and resumes run directories, fits or loads the inputters, trains with
+the resumable loop, loads a run or a SavedModel (checking it belongs to the task)
+behind the same serving functions, and exports; no task repeats that glue. See
+docs/architecture.md for a worked example.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from apps.errors import DataError
+from apps.metadata import Metadata
 from pipelines.inputters import Inputter
 from pipelines.sources import MissingSplit
 
@@ -43,18 +45,29 @@ class TrainingPlan:
     replicas: int = 1  # each global batch is split by rows across this many replicas
 
 
+ServingFunction = Callable[..., Mapping[str, tf.Tensor]]
+
+
 @dataclass
 class Trained:
-    """A trained model: from a run directory (a Keras model and its inputters) or
-    from an exported SavedModel (its signatures, exactly what TF Serving runs)."""
+    """A trained model that answers through its serving functions, whatever its kind.
+
+    An exported SavedModel's are its signatures, exactly what TF Serving runs; a run
+    directory's are the same functions built in memory by `Task.signatures` (as
+    `apps.runner.export` traces them), so predicting, scoring and decoding have one
+    code path and a run answers as its export will. Both describe themselves with
+    the same `metadata` (`apps.metadata`). A run also has what training and export
+    need: its settings, inputters and Keras model. Made by `apps.runner` (`load`,
+    `trained_run`).
+    """
 
     path: Path
     kind: str  # "run" or "saved_model"
-    settings: Any = None
-    inputters: dict[str, Inputter] = field(default_factory=dict)
-    model: keras.Model | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    signatures: Any = None
+    metadata: Metadata
+    signatures: Mapping[str, ServingFunction]  # by signature name
+    settings: Any = None  # a run's only
+    inputters: dict[str, Inputter] = field(default_factory=dict)  # a run's only
+    model: keras.Model | None = None  # a run's only
 
     @property
     def is_saved_model(self) -> bool:
@@ -71,6 +84,7 @@ class Task:
     monitor_mode: str = "min"
 
     column_options: tuple[str, ...] = ()  # settings / evaluate flags that `read` takes
+    kept_metrics: tuple[str, ...] = ()  # validation metrics metadata.json keeps (): all)
     # CPU flags on which `--precision auto` trains in mixed_bfloat16 (apps.precision)
     bfloat16_cpus: tuple[str, ...] = ("amx_bf16",)
 
@@ -92,14 +106,18 @@ class Task:
         return read_splits(lambda source, split: self.read(source, split, **columns),
                            settings, self.split_off)
 
-    def read_evaluation_data(self, source: str, **options) -> Examples:
-        """Held-out examples; a TFDS name without a split means its test split."""
-        return self.read(source, "test", **{key: options.get(key)
+    def read_evaluation_data(self, source: str,
+                             columns: Mapping[str, Any] | None = None) -> Examples:
+        """Held-out examples; a TFDS name without a split means its test split.
+        `columns` are values of `column_options` (missing or None: guess)."""
+        columns = columns or {}
+        return self.read(source, "test", **{key: columns.get(key)
                                             for key in self.column_options})
 
     def evaluation_options(self, trained: Trained) -> dict[str, Any]:
-        """Defaults for `evaluate`'s data options that the model itself knows (a
-        translator's languages); options the user gives win."""
+        """Defaults for `evaluate`'s `column_options` that the model itself knows (a
+        translator's languages, from `trained.metadata.config`); options the user
+        gives win."""
         return {}
 
     def make_inputters(self, settings) -> dict[str, Inputter]:
@@ -137,8 +155,12 @@ class Task:
 
     # -- scores ------------------------------------------------------------------------
 
-    def score(self, trained: Trained, examples: Examples, **options) -> dict[str, Any]:
-        """The task's metrics of `trained` on `examples` (a run or a SavedModel)."""
+    def score(self, trained: Trained, examples: Examples, source: str = "the data"
+              ) -> dict[str, Any]:
+        """The task's metrics of `trained` on `examples`, through `trained.signatures`
+        (a run and a SavedModel alike). A task adds its own options as named keyword
+        parameters (`batch_size`, `beam_size`): `evaluate`'s task flags arrive here, and
+        a misspelt one is a TypeError, never silently ignored."""
         raise NotImplementedError
 
     def validation_metrics(self, trained: Trained, valid: Examples) -> dict[str, float]:
@@ -152,16 +174,22 @@ class Task:
 
     # -- export ------------------------------------------------------------------------
 
-    def signatures(self, trained: Trained, **options) -> dict[str, Any]:
-        """`tf.function`s with input signatures by name; one is `serving_default`."""
+    def signatures(self, trained: Trained) -> dict[str, Any]:
+        """`tf.function`s with input signatures by name; one is `serving_default`.
+
+        Declared once: the runner traces them into an export, and calls them in memory
+        for a run directory. `trained` is a run (settings, inputters, model); what an
+        export option decides (a beam size) is read from `trained.metadata`."""
         raise NotImplementedError
 
-    def export_metadata(self, trained: Trained, metrics: dict[str, Any],
-                        **options) -> dict[str, Any]:
-        """Task-specific entries of `assets/metadata.json` (the metrics worth keeping...)."""
-        return {"metrics": metrics}
+    def metadata_entries(self, settings, inputters: dict[str, Inputter]) -> dict[str, Any]:
+        """The task's own entries of `assets/metadata.json` (a classifier's labels), the
+        same for a run and its export. A task with export options (`--beam-size`) takes
+        them here as named keyword parameters; the signatures read them back from
+        `trained.metadata`."""
+        return {}
 
-    def warmup_requests(self, trained: Trained, **options) -> dict[str, dict[str, Any]]:
+    def warmup_requests(self, trained: Trained) -> dict[str, dict[str, Any]]:
         """Real inputs per signature ({name: {input: array}}), exported as TF Serving's
         warm-up file, for signatures whose made-up inputs a server cannot guess."""
         return {}

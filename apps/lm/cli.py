@@ -85,7 +85,8 @@ def unescape(text: str | None) -> str | None:
                    "tokens_per_second.")
 def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_samples, stop,
              as_json):
-    """Continue --prompt with MODEL (run directory or SavedModel), streaming the text."""
+    """Continue --prompt with MODEL (run directory or SavedModel); each sample is shown
+    as it is done."""
     sampling = generation.Sampling(max_tokens, temperature, top_k, top_p, seed, num_samples,
                              unescape(stop))
     sampling.validate()

@@ -1,9 +1,8 @@
-"""Generation from a language model: sampling settings, streaming, a stop string.
+"""Generation from a language model: sampling settings, a stop string.
 
-A run directory generates in Python-driven chunks through `decoding.Stepper` (text
-streams to the terminal as it comes); a SavedModel runs its `generate` signature,
-the loop inside the graph, exactly as TF Serving would. Both step the same
-`LanguageModel.step`, so greedy text is the same either way.
+A run directory and a SavedModel generate alike, through the `generate` signature
+(`apps.lm.serving`: the loop inside the graph, exactly as TF Serving runs it; a run's
+is built in memory), so the same seed gives the same text from either.
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ from apps import runner
 from apps.config import require
 from apps.errors import ConfigError
 from apps.lm import decoding
-from apps.lm.task import TASK, unknown_characters
+from apps.lm.task import TASK
 from apps.task import Trained
-from pipelines.tokenizer import BOS_ID, PAD_ID
 
 log = logging.getLogger(__name__)
 
@@ -79,48 +77,9 @@ class StopFilter:
             self.shown = len(self.text)
 
 
-def _sample_run(trained: Trained, stepper: decoding.Stepper, prompt: str,
-                sampling: Sampling, seed: int, emit: Callable[[str], None]) -> dict:
-    """One sample from a run directory, streamed to `emit` a few tokens at a time.
-
-    The prompt is fed first (one `step` per token, as in the exported loop); then
-    each call of the compiled loop continues from the carried state for a chunk of
-    new tokens (4, growing to 64), so text appears at once and overhead stays low.
-    """
-    tokenizer = trained.inputters["text"].tokenizer
-    ids = [BOS_ID] + tokenizer.encode([prompt])[0]
-    row = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
-    knobs = (row(sampling.temperature, tf.float32), row(sampling.top_k, tf.int32),
-             row(sampling.top_p, tf.float32), row(seed, tf.int64))
-    no_prompt, zero = tf.zeros([1, 0], tf.int32), row(0, tf.int32)
-    start = time.perf_counter()
-    _, states, last = stepper.run(trained.model.zero_states(1), tf.constant([ids], tf.int32),
-                                  row(len(ids), tf.int32), len(ids), 0, row(PAD_ID, tf.int32),
-                                  *knobs)
-    pending, position, chunk = [int(last[0])], len(ids), 4
-    shown, generated = StopFilter(sampling.stop, emit), 0
-    while True:
-        for token in pending:
-            generated += 1
-            shown.add(tokenizer.decode([token]))
-            if shown.stopped or generated == sampling.max_tokens:
-                break
-        if shown.stopped or generated == sampling.max_tokens:
-            break
-        count = min(chunk, sampling.max_tokens - generated)
-        choices, states, _ = stepper.run(states, no_prompt, zero, count, position,
-                                         row(pending[-1], tf.int32), *knobs)
-        pending, position, chunk = choices.numpy()[0].tolist(), position + count, min(2 * chunk,
-                                                                                      64)
-    shown.flush()
-    seconds = time.perf_counter() - start
-    return {"text": prompt + shown.text, "tokens": generated,
-            "tokens_per_second": generated / seconds, "seed": seed, "stopped": shown.stopped}
-
-
-def _sample_saved_model(trained: Trained, prompt: str, sampling: Sampling, seed: int,
-                        emit: Callable[[str], None]) -> dict:
-    """One sample from the SavedModel's `generate` signature (the loop runs in the graph)."""
+def _sample(trained: Trained, prompt: str, sampling: Sampling, seed: int,
+            emit: Callable[[str], None]) -> dict:
+    """One sample from the `generate` signature (the loop runs in the graph)."""
     start = time.perf_counter()
     out = trained.signatures["generate"](
         prompt=tf.constant([prompt]), max_tokens=tf.constant([sampling.max_tokens], tf.int32),
@@ -143,7 +102,8 @@ def _sample_saved_model(trained: Trained, prompt: str, sampling: Sampling, seed:
 def generate(model: Path | Trained, prompt: str, sampling: Sampling,
              emit: Callable[[str], None] | None = None,
              on_sample_start: Callable[[int], None] | None = None) -> list[dict]:
-    """`num_samples` continuations of `prompt`; text goes to `emit` as it is produced.
+    """`num_samples` continuations of `prompt`; each sample's text goes to `emit` when
+    it is done (`apps serve`'s `:stream` streams token by token).
 
     Sample i uses seed `seed + i`, so the same seed gives the same texts.
     Returns one {"text" (prompt included), "tokens", "tokens_per_second", ...} each.
@@ -151,22 +111,14 @@ def generate(model: Path | Trained, prompt: str, sampling: Sampling,
     sampling.validate()
     trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
     emit = emit or (lambda _piece: None)
-    if not trained.is_saved_model:
-        unknown = unknown_characters(trained.inputters["text"], prompt)
-        if unknown:
-            log.warning("The prompt holds %d character(s) the model never saw (%s): they are "
-                        "read as unknown.", len(unknown), "".join(unknown[:20]))
-        stepper = decoding.Stepper(trained.model)
-        stepper.warm_up()
-    else:  # the first call of a loaded graph sets it up: keep that out of the timing
-        _sample_saved_model(trained, "", Sampling(max_tokens=1), 0, lambda _piece: None)
+    # the first call sets the graph up (a run's traces it): keep that out of the timing
+    trained.signatures["generate"](
+        prompt=tf.constant([""]), max_tokens=tf.constant([1], tf.int32),
+        temperature=tf.constant([0.0]), top_k=tf.constant([0], tf.int32),
+        top_p=tf.constant([1.0]), seed=tf.constant([0], tf.int64))
     samples = []
     for i in range(sampling.num_samples):
         if on_sample_start:
             on_sample_start(i)
-        seed = sampling.seed + i
-        if trained.is_saved_model:
-            samples.append(_sample_saved_model(trained, prompt, sampling, seed, emit))
-        else:
-            samples.append(_sample_run(trained, stepper, prompt, sampling, seed, emit))
+        samples.append(_sample(trained, prompt, sampling, sampling.seed + i, emit))
     return samples

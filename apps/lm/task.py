@@ -19,7 +19,7 @@ from apps import schedule
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import ConfigError, DataError
-from apps.lm import decoding, serving
+from apps.lm import serving
 from apps.lm.model import build
 from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Task, TrainingPlan
@@ -132,14 +132,6 @@ def stream_report(log_likelihood: float, tokens: int, chars: int) -> dict:
             "tokens": int(tokens), "chars": int(chars), "log_likelihood": -nats}
 
 
-def evaluate_model(model, inputter: TextInputter, text: str) -> dict:
-    """Negative log-likelihood of `text` read as one stream from the begin id."""
-    ids = inputter.encode_stream(text)
-    scorer = tf.function(lambda ids, lengths: decoding.log_likelihood(model, ids, lengths))
-    total = scorer(tf.constant(ids[None, :]), tf.constant([len(ids)], tf.int32))
-    return stream_report(float(total[0]), len(ids), len(text))
-
-
 def streamed_text(settings, inputter: TextInputter, corpus: streams.CorpusFile):
     """Training batches read from the file side by side (one byte range per row of the
     global batch), tokenised by the graph op as they are read; nothing of the text held.
@@ -180,6 +172,7 @@ class LanguageModelTask(Task):
     title = "language model"
     settings_class = LanguageModelSettings
     column_options = ("text_column",)
+    kept_metrics = REPORTED
 
     def read(self, source, default_split, text_column=None):
         return {"text": read_text(source, text_column, default_split)}
@@ -265,24 +258,21 @@ class LanguageModelTask(Task):
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=False)
 
-    def score(self, trained, examples, source: str = "the text", **_):
-        """nats_per_char, bits_per_char, perplexity, tokens and chars of a whole text."""
+    def score(self, trained, examples, source: str = "the text"):
+        """nats_per_char, bits_per_char, perplexity, tokens and chars of a whole text,
+        from the `score` signature (a run or a SavedModel alike)."""
         text = examples["text"]
-        if trained.is_saved_model:
-            scores = trained.signatures["score"](text=tf.constant([text]))
-            return stream_report(float(scores["log_likelihood"][0]),
-                                 int(scores["tokens"][0]), int(scores["chars"][0]))
-        unknown = unknown_characters(trained.inputters["text"], text)
-        if unknown:
-            log.warning("'%s' holds %d character(s) the model never saw (%s): they count as "
-                        "unknown.", source, len(unknown), "".join(unknown[:20]))
-        return evaluate_model(trained.model, trained.inputters["text"], text)
+        if "text" in trained.inputters:  # a run can name what its tokenizer lacks
+            unknown = unknown_characters(trained.inputters["text"], text)
+            if unknown:
+                log.warning("'%s' holds %d character(s) the model never saw (%s): they count "
+                            "as unknown.", source, len(unknown), "".join(unknown[:20]))
+        scores = trained.signatures["score"](text=tf.constant([text]))
+        return stream_report(float(scores["log_likelihood"][0]),
+                             int(scores["tokens"][0]), int(scores["chars"][0]))
 
-    def signatures(self, trained, **_):
+    def signatures(self, trained):
         return serving.signatures(trained.model, trained.inputters["text"])
-
-    def export_metadata(self, trained, metrics, **_):
-        return {"metrics": {k: v for k, v in metrics.items() if k in REPORTED}}
 
 
 TASK = LanguageModelTask()

@@ -91,6 +91,7 @@ class SentimentTask(Task):
     settings_class = SentimentSettings
     monitor, monitor_mode = "val_accuracy", "max"
     column_options = ("text_column", "label_column")
+    kept_metrics = ("accuracy", "macro_f1", "examples")
 
     def read(self, source, default_split, text_column=None, label_column=None):
         found = sources.read_labeled(source, text_column, label_column, default_split)
@@ -149,9 +150,9 @@ class SentimentTask(Task):
         model.compile(optimizer=schedule.adam(settings, plan), loss=member_loss, metrics=[accuracy],
                       jit_compile=False)
 
-    def score(self, trained, examples, source: str = "the data", batch_size: int = 64, **_):
+    def score(self, trained, examples, source: str = "the data", batch_size: int = 64):
         """Accuracy, macro-F1, per-class scores and the confusion matrix."""
-        labels = label_names(trained)
+        labels = trained.metadata["labels"]
         truth = LabelsInputter.with_names(labels).encode(examples["label"], source)
         predicted = probabilities(trained, examples["text"], batch_size).argmax(-1)
         return classification_report(truth, predicted, labels)
@@ -160,7 +161,7 @@ class SentimentTask(Task):
         plots.plot_confusion(report["confusion_matrix"], report["labels"],
                              folder / "confusion.png")
 
-    def signatures(self, trained, **_):
+    def signatures(self, trained):
         texts, labels, model = (trained.inputters["text"], trained.inputters["label"],
                                 trained.model)
 
@@ -172,41 +173,29 @@ class SentimentTask(Task):
 
         return {"serving_default": serving_default}
 
-    def export_metadata(self, trained, metrics, **_):
-        return {"labels": trained.inputters["label"].names,
-                "metrics": {k: v for k, v in metrics.items()
-                            if k in ("accuracy", "macro_f1", "examples")}}
+    def metadata_entries(self, settings, inputters):
+        return {"labels": inputters["label"].names}
 
 
 TASK = SentimentTask()
 
 
-def label_names(trained: Trained) -> list[str]:
-    if trained.is_saved_model:
-        return trained.metadata["labels"]
-    return trained.inputters["label"].names
-
-
 def probabilities(trained: Trained, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities [texts, classes] in input order, from a run or a SavedModel."""
-    classes = len(label_names(trained))
-    if trained.is_saved_model:
-        serve = trained.signatures["serving_default"]
-        chunks = [serve(text=tf.constant(texts[i : i + batch_size]))["scores"].numpy()
-                  for i in range(0, len(texts), batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, classes), np.float32)
-    out = np.zeros((len(texts), classes), dtype=np.float32)
-    ids = trained.inputters["text"].encode(texts)
-    scores = tf.function(trained.model.scores, reduce_retracing=True)  # traced once or twice
-    for positions, batch in batching.sorted_batches(ids, batch_size):
-        out[positions] = scores(tf.constant(batch)).numpy()
+    """Class probabilities [texts, classes] in input order, from `serving_default` (a run
+    or a SavedModel alike); texts of similar length share a batch."""
+    serve = trained.signatures["serving_default"]
+    out = np.zeros((len(texts), len(trained.metadata["labels"])), np.float32)
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        out[rows] = serve(text=tf.constant([texts[i] for i in rows]))["scores"].numpy()
     return out
 
 
 def predict(model: Path | Trained, texts: list[str], batch_size: int = 64) -> list[dict[str, Any]]:
     """One {"text", "label", "scores"} per text, in order (an empty text gets the priors)."""
     trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
-    labels = label_names(trained)
+    labels = trained.metadata["labels"]
     rows = probabilities(trained, texts, batch_size)
     return [{"text": text, "label": labels[int(row.argmax())],
              "scores": {label: float(p) for label, p in zip(labels, row)}}

@@ -300,7 +300,7 @@ def models():
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of text.")
 def list_command(base: Path, as_json: bool):
     """Name, versions, signatures, inputs/outputs and metrics of every model under BASE."""
-    from apps.export import read_metadata
+    from apps.metadata import read as read_metadata
     from apps.serve.signatures import describe_signatures
 
     if not base.is_dir():
@@ -312,7 +312,7 @@ def list_command(base: Path, as_json: bool):
             signatures = describe_signatures(newest)
         except ValueError as error:
             signatures = {"error": str(error)}
-        metadata = read_metadata(newest)
+        metadata = read_metadata(newest) or {}
         report[name] = {
             "versions": versions,
             "newest": versions[-1],

@@ -99,9 +99,10 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
     """
     import tensorflow_text  # noqa: F401  (SentencePiece ops for the tokenisers in the graphs)
 
-    from apps.export import check_runs_here, read_metadata
+    from apps import metadata
+    from apps.export import check_runs_here
 
-    check_runs_here(read_metadata(path), path)
+    check_runs_here(metadata.read(path), path)
     signature_defs = read_signature_defs(path)
     module = tf.saved_model.load(str(path), tags=["serve"])
     signatures = {

@@ -87,11 +87,12 @@ def spec_json(spec: TensorSpec) -> dict:
 
 def page_metadata(version_dir: Path) -> dict:
     """What a panel can use from the export's `assets/metadata.json`, if it has one."""
-    from apps.export import read_metadata
+    from apps.errors import AppError
+    from apps.metadata import read as read_metadata
 
     try:
-        metadata = read_metadata(version_dir)
-    except (OSError, ValueError) as exc:
+        metadata = read_metadata(version_dir) or {}
+    except (OSError, ValueError, AppError) as exc:
         log.warning("Unreadable metadata in %s: %s", version_dir, exc)
         return {}
     found = {"task": metadata.get("task")}

@@ -55,9 +55,9 @@ TEXTS = TaskTexts(
     exported="signature serving_default: audio (the bytes of WAV files at the model's "
              "rate) -> transcript, score",
 )
-BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1), default=1, show_default=True,
-                   help="CTC beam width; 1 decodes greedily. A SavedModel decodes as it was "
-                        "exported.")
+BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1),
+                   help="CTC beam width; 1 decodes greedily [default: 1 for a run directory]. "
+                        "A SavedModel decodes as it was exported.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                     help="Recordings per batch.")
 speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],

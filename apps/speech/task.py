@@ -5,13 +5,13 @@ graph, to log-mel frames) and
 "text" (a `TextInputter`: a SentencePiece model of the training transcripts,
 characters by default). The best epoch is the one with the lowest validation word
 error rate of greedy decoding. `transcribe` below serves the CLI, `score` and the
-per-epoch validation alike, from a run directory or a SavedModel.
+per-epoch validation alike, through `serving_default`: a SavedModel's, or for a run
+directory the same function built in memory.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 SPEECH_TOKENIZERS = ("char", "unigram")
 NOISE_SNR_RANGE = 20.0  # dB above --noise-snr that the added noise may be as quiet as
 EXAMPLES_SHOWN = 3  # best, median and worst transcriptions in a report
-_TRANSCRIBERS = weakref.WeakKeyDictionary()  # model -> {beam size: traced transcriber}
 
 
 @dataclass
@@ -113,62 +112,23 @@ class SpeechSettings(ScheduledTaskSettings):
 # --------------------------------------------------------------------- transcription
 
 
-def _decoded(trained: Trained, beam_size: int, features, frames) -> dict[str, tf.Tensor]:
-    text, model = trained.inputters["text"], trained.model
-    logits, lengths = model((features, frames), training=False)
-    ids, score = decoding.decode(logits, lengths, beam_size)
-    return {"transcript": text.detokenize(ids), "score": score}
-
-
-def transcriber(trained: Trained, beam_size: int = 1):
-    """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default`."""
-    audio = trained.inputters["audio"]
-    trained.inputters["text"].graph_tokenizer  # noqa: B018 - created eagerly for every graph
+def transcriber(trained: Trained):
+    """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default`, decoding
+    with the beam size of `trained.metadata`."""
+    audio, text, model = trained.inputters["audio"], trained.inputters["text"], trained.model
+    text.graph_tokenizer  # noqa: B018 - created eagerly for every graph
+    beam_size = int(trained.metadata["beam_size"])
 
     def transcribe(wav):
-        return _decoded(trained, beam_size, *audio.preprocess(wav))
-
-    return transcribe
-
-
-def samples_transcriber(trained: Trained, beam_size: int = 1):
-    """Samples [N, S] at the model's rate and lengths [N] -> {"transcript", "score"}: what
-    a run directory transcribes with (the same features, model and decoding)."""
-    audio = trained.inputters["audio"]
-    trained.inputters["text"].graph_tokenizer  # noqa: B018
-
-    def transcribe(samples, lengths):
-        with tf.device("/CPU:0"):
-            features, frames = audio.features(samples, lengths)
-        return _decoded(trained, beam_size, features, frames)
+        logits, lengths = model(audio.preprocess(wav), training=False)
+        ids, score = decoding.decode(logits, lengths, beam_size)
+        return {"transcript": text.detokenize(ids), "score": score}
 
     return transcribe
 
 
 def sample_rate(trained: Trained) -> int:
-    if trained.is_saved_model:
-        return int(trained.metadata["inputters"]["audio"]["sample_rate"])
-    return trained.inputters["audio"].sample_rate
-
-
-def _traced(trained: Trained, beam_size: int):
-    """(samples [N, S], lengths [N]) -> answer: the run's transcriber as a tf.function
-    (traced once per model and beam size), or the SavedModel's signature given the
-    samples as float WAV bytes."""
-    if trained.is_saved_model:
-        rate = sample_rate(trained)
-
-        def saved(samples, lengths):
-            wavs = [wav_bytes(row[:length], rate) for row, length in zip(samples, lengths)]
-            return trained.signatures["serving_default"](audio=tf.constant(wavs, tf.string))
-
-        return saved
-    cache = _TRANSCRIBERS.setdefault(trained.model, {})
-    if beam_size not in cache:
-        cache[beam_size] = tf.function(
-            samples_transcriber(trained, beam_size), reduce_retracing=True,
-            input_signature=AudioInputter.samples_spec())
-    return cache[beam_size]
+    return int(trained.metadata.inputters["audio"]["sample_rate"])
 
 
 def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -179,15 +139,17 @@ def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
-def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_size: int = 32,
+def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
                lengths: list[int] | None = None, read=None) -> tuple[list[str], list[float]]:
-    """Transcripts and scores in input order; recordings of similar length share a batch.
+    """Transcripts and scores in input order, from `serving_default` (a run or a
+    SavedModel alike: the samples travel as float WAV bytes, exactly); recordings of
+    similar length share a batch.
 
     `recordings` are sample arrays at the model's rate, or anything `read` turns into
     them (a path, its bytes), read one batch at a time; `lengths` (about how many
     samples each has) orders them when they are not arrays yet.
     """
-    run = _traced(trained, beam_size)
+    serve, rate = trained.signatures["serving_default"], sample_rate(trained)
     transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
     sizes = lengths if lengths is not None else [len(r) for r in recordings]
     order = np.argsort(sizes, kind="stable")
@@ -195,8 +157,9 @@ def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_siz
         positions = order[start : start + batch_size]
         rows = [recordings[i] if read is None else read(i) for i in positions]
         samples, row_lengths = padded(rows)
+        wavs = [wav_bytes(row[:length], rate) for row, length in zip(samples, row_lengths)]
         try:
-            answer = run(samples, row_lengths)
+            answer = serve(audio=tf.constant(wavs, tf.string))
         except tf.errors.InvalidArgumentError as error:  # a SavedModel's own check
             raise DataError(graph_assertion(error.message) or error.message) from None
         for position, words, score in zip(positions, answer["transcript"].numpy(),
@@ -206,7 +169,7 @@ def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_siz
     return transcripts, scores
 
 
-def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1,
+def transcribe_examples(trained: Trained, examples: Examples,
                         batch_size: int = 32) -> list[str]:
     """Transcripts of a source's recordings, read from their files batch by batch; one
     that cannot be read any more is refused by name."""
@@ -224,7 +187,7 @@ def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1
 
     lengths = [resampled_length(n, r, rate) for n, r in zip(examples["frames"],
                                                             examples["rate"])]
-    return transcribe(trained, examples["audio"], beam_size, batch_size, lengths, read)[0]
+    return transcribe(trained, examples["audio"], batch_size, lengths, read)[0]
 
 
 def examples_report(paths: list[str], references: list[str], hypotheses: list[str]
@@ -255,6 +218,7 @@ class SpeechTask(Task):
     title = "speech recogniser"
     settings_class = SpeechSettings
     monitor, monitor_mode = "val_wer", "min"
+    kept_metrics = ("wer", "cer", "utterances")
 
     def read(self, source, default_split):
         return read_recordings(source, default_split).as_examples()
@@ -309,41 +273,43 @@ class SpeechTask(Task):
         hypotheses = transcribe_examples(trained, valid)
         return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
 
-    def score(self, trained, examples, source: str = "the data", beam_size: int = 1,
-              batch_size: int = 32, **_):
-        """wer, cer, utterances, exact, and the best / median / worst transcriptions."""
+    def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
+              batch_size: int = 32):
+        """wer, cer, utterances, exact, and the best / median / worst transcriptions;
+        `beam_size` (a run's; an export decodes as exported) None: the model's own."""
         say_conversions(examples["path"], examples["rate"], examples["channels"],
                         sample_rate(trained), source)
-        hypotheses = transcribe_examples(trained, examples, beam_size, batch_size)
+        trained = runner.with_options(self, trained, beam_size=beam_size)
+        hypotheses = transcribe_examples(trained, examples, batch_size)
         return examples_report(examples["path"], examples["text"], hypotheses)
 
-    def signatures(self, trained, beam_size: int = 1, **_):
-        serving_default = tf.function(transcriber(trained, beam_size),
+    def signatures(self, trained):
+        serving_default = tf.function(transcriber(trained),
                                       input_signature=[AudioInputter.input_spec()])
         return {"serving_default": serving_default}
 
-    def warmup_requests(self, trained, **_):
+    def warmup_requests(self, trained):
         """Half a second of quiet noise as a WAV: what `apps serve` and TF Serving warm
         `serving_default` up with (made-up bytes would not be a WAV)."""
         rate = sample_rate(trained)
         quiet = np.random.default_rng(0).normal(0, 0.01, rate // 2).astype(np.float32)
         return {"serving_default": {"audio": np.array([wav_bytes(quiet, rate)], object)}}
 
-    def export_metadata(self, trained, metrics, beam_size: int = 1, **_):
-        return {"beam_size": beam_size,
-                "metrics": {k: v for k, v in metrics.items()
-                            if k in ("wer", "cer", "utterances")}}
+    def metadata_entries(self, settings, inputters, beam_size: int | None = None):
+        """`beam_size`: the CTC beam width serving_default decodes with (1: greedy)."""
+        return {"beam_size": int(beam_size or 1)}
 
 
 TASK = SpeechTask()
 
 
-def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1,
+def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | None = None,
                      batch_size: int = 32) -> list[dict[str, Any]]:
     """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
     SPHERE), in order; other rates are resampled and several channels mixed down (each
     said once); a file that cannot be read is refused, named, in one sentence."""
-    trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
+    trained = runner.with_options(TASK, model, beam_size=beam_size) if isinstance(
+        model, Trained) else runner.load(TASK, Path(model), beam_size=beam_size)
     rate = sample_rate(trained)
     samples, rates, channels = [], [], []
     for path in paths:
@@ -357,6 +323,6 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1
         rates.append(found_rate)
         channels.append(found_channels)
     say_conversions(paths, rates, channels, rate, "the input")
-    transcripts, scores = transcribe(trained, samples, beam_size, batch_size)
+    transcripts, scores = transcribe(trained, samples, batch_size)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]

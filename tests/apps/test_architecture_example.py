@@ -41,7 +41,7 @@ def pairs_file(path: Path, count: int, seed: int) -> Path:
     return path
 
 
-def test_the_documented_task_trains_evaluates_and_exports(tmp_path):
+def test_the_documented_task_trains_exports_and_answers_from_both(tmp_path):
     example = example_module()
     task = example.ParaphraseTask()
     settings = example.ParaphraseSettings(
@@ -61,3 +61,17 @@ def test_the_documented_task_trains_evaluates_and_exports(tmp_path):
     assert labels.shape == (2,)
     again = runner.evaluate(task, run_dir, str(tmp_path / "valid.tsv"))
     assert again["accuracy"] == report["accuracy"]
+    exported = runner.evaluate(task, version, str(tmp_path / "valid.tsv"))
+    assert exported == again  # the SavedModel scores as its run: the same serving function
+    pairs = [("red cat runs big", "big runs cat red"), ("", "old dog"),
+             ("old bird sleeps", "green dog jumps small")]
+    from_export = example.predict(runner.load(task, version), pairs)
+    assert from_export == example.predict(runner.load(task, run_dir), pairs)
+    assert set(from_export) <= {"same", "different"} and len(from_export) == 3
+    exported = runner.evaluate(task, version, str(tmp_path / "valid.tsv"))
+    assert exported == again  # the SavedModel scores as its run: the same serving function
+    pairs = [("red cat runs big", "big runs cat red"), ("", "old dog"),
+             ("old bird sleeps", "green dog jumps small")]
+    from_export = example.predict(runner.load(task, version), pairs)
+    assert from_export == example.predict(runner.load(task, run_dir), pairs)
+    assert set(from_export) <= {"same", "different"} and len(from_export) == 3

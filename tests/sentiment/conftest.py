@@ -12,3 +12,9 @@ from apps.sentiment import task
 def tiny_run(tmp_path_factory, sentiment_settings):
     return runner.train(task.TASK, sentiment_settings(), tmp_path_factory.mktemp("runs") / "tiny",
                         verbose=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory, tiny_run):
+    """The tiny run exported once: its version directory."""
+    return runner.export(task.TASK, tiny_run[0], tmp_path_factory.mktemp("saved_models"))

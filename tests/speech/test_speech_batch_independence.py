@@ -65,7 +65,7 @@ def random_recogniser(run_dir: Path, seed: int) -> Trained:
     # larger weights than the initialiser's make every frame's argmax matter
     for variable in model.trainable_variables:
         variable.assign(variable * 3.0)
-    return Trained(run_dir, "run", trained.settings, trained.inputters, model)
+    return runner.trained_run(TASK, run_dir, trained.settings, trained.inputters, model)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
