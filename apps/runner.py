@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import logging
@@ -244,6 +245,7 @@ def with_options(task: Task, trained: Trained, **options) -> Trained:
             return trained
         return trained_run(task, trained.path, trained.settings, trained.inputters,
                            trained.model, **asked)
+    inspect.signature(task.metadata_entries).bind(None, None, **asked)  # a misspelt name
     for key, value in asked.items():
         if key in trained.metadata.entries and trained.metadata.entries[key] != value:
             log.warning("'%s' is an export: it answers with the %s it was exported with (%s), "

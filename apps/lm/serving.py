@@ -11,9 +11,10 @@ one per row) and its columnar form (`inputs`: a scalar parameter) both work.
 - `serving_default`: prompt, max_tokens, temperature -> text (prompt included). The
   generation loop is a `tf.while_loop` in the graph, so TF Serving needs no client loop.
 - `generate`: the same plus top_k, top_p and seed -> text, tokens, unknown (the
-  prompt's unknown tokens); what `apps lm generate` calls on a SavedModel.
+  prompt's unknown tokens); what `apps lm generate` calls, on a SavedModel and (built
+  in memory) a run alike.
 - `score`: text -> log_likelihood (natural log, summed over the text's tokens read
-  from the begin id), tokens, chars; `apps lm evaluate` on a SavedModel.
+  from the begin id), tokens, chars; what `apps lm evaluate` calls, for either kind.
 """
 
 from __future__ import annotations

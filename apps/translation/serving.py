@@ -8,9 +8,10 @@ tensorflow-text ops.
 - `serving_default`: text [N] -> translation [N], score [N] (log-probability), with
   the beam size chosen at export (`assets/metadata.json` says which).
 - `translate`: text [N], beam_size, max_length -> the same; what `apps translation
-  translate` and `evaluate` call on a SavedModel. beam_size and max_length are one
-  value for the request (TF Serving's columnar form) or one per text (its row form,
-  `instances`); texts asking for different beam sizes are searched in groups.
+  translate` and `evaluate` call, on a SavedModel and (built in memory) a run alike.
+  beam_size and max_length are one value for the request (TF Serving's columnar form)
+  or one per text (its row form, `instances`); texts asking for different beam sizes
+  are searched in groups.
 """
 
 from __future__ import annotations

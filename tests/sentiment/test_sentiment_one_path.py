@@ -74,3 +74,8 @@ def test_a_misspelt_option_is_an_error_not_ignored(tiny_run, sentiment_sample, t
     assert not (tmp_path / "sentiment").exists()
     result = run_cli("sentiment", "evaluate", tiny_run[0], "--data", data, "--beam-size", "3")
     assert result.exit_code == 2 and "No such option: --beam-size" in result.output
+
+
+def test_a_misspelt_export_option_is_an_error_for_an_export_too(tiny_export):
+    with pytest.raises(TypeError, match="beam_size"):
+        runner.load(task.TASK, tiny_export, beam_size=3)
