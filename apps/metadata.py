@@ -86,7 +86,7 @@ class Metadata:
                             "use it.")
         own = {f.name for f in fields(cls)} - {"entries"}
         derived = {"runs_on", "resolved"}  # computed from the rest
-        return cls(**{key: data[key] for key in own if key in data},
+        return cls(**{**{key: data[key] for key in own if key in data}, "schema": schema},
                    entries={k: v for k, v in data.items() if k not in own | derived})
 
     # read like the file's dict: common and task entries alike

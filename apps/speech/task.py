@@ -131,14 +131,6 @@ def sample_rate(trained: Trained) -> int:
     return int(trained.metadata.inputters["audio"]["sample_rate"])
 
 
-def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.asarray([len(row) for row in rows], np.int32)
-    batch = np.zeros([len(rows), max(int(lengths.max()), 1)], np.float32)
-    for i, row in enumerate(rows):
-        batch[i, : len(row)] = row
-    return batch, lengths
-
-
 def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
                lengths: list[int] | None = None, read=None) -> tuple[list[str], list[float]]:
     """Transcripts and scores in input order, from `serving_default` (a run or a
@@ -156,8 +148,7 @@ def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
         rows = [recordings[i] if read is None else read(i) for i in positions]
-        samples, row_lengths = padded(rows)
-        wavs = [wav_bytes(row[:length], rate) for row, length in zip(samples, row_lengths)]
+        wavs = [wav_bytes(np.asarray(row, np.float32), rate) for row in rows]
         try:
             answer = serve(audio=tf.constant(wavs, tf.string))
         except tf.errors.InvalidArgumentError as error:  # a SavedModel's own check

@@ -73,7 +73,7 @@ def test_a_misspelt_option_is_an_error_not_ignored(tiny_run, sentiment_sample, t
         runner.export(task.TASK, tiny_run[0], tmp_path, beam_size=3)
     assert not (tmp_path / "sentiment").exists()
     result = run_cli("sentiment", "evaluate", tiny_run[0], "--data", data, "--beam-size", "3")
-    assert result.exit_code == 2 and "No such option: --beam-size" in result.output
+    assert result.exit_code == 2 and "No such option '--beam-size'" in result.output
 
 
 def test_a_misspelt_export_option_is_an_error_for_an_export_too(tiny_export):
