@@ -198,7 +198,8 @@ class InMemorySignatures(Mapping):
     """A run's serving functions: `Task.signatures` built on first use and traced with
     the recurrence a default export holds (`layers.traced_recurrence("fused")`), so a run
     computes what its export computes. Each traces once (input signatures), which keeps
-    the per-epoch validation of a training run cheap."""
+    the per-epoch validation of a training run cheap. They are called as a SavedModel's
+    signatures are: keyword inputs named by the input signature's specs."""
 
     def __init__(self, build: Callable[[], dict[str, Any]]):
         self._build, self._functions = build, None
@@ -211,9 +212,13 @@ class InMemorySignatures(Mapping):
     def __getitem__(self, name: str):
         function = self._all()[name]
 
-        def call(*args, **inputs):
+        names = [spec.name for spec in function.input_signature]
+
+        def call(**inputs):
+            if set(inputs) != set(names):
+                raise TypeError(f"signature '{name}' takes {names}, not {sorted(inputs)}")
             with layers.traced_recurrence("fused"):
-                return function(*args, **inputs)
+                return function(*(inputs[key] for key in names))
 
         return call
 
