@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from apps import runner, schedule
 from apps.config import require
-from apps.errors import DataError, graph_assertion
+from apps.errors import AppError, DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
+from apps.signature_inputs import parameter_spec
 from apps.speech import decoding
 from apps.speech.data import recording_batches
 from apps.speech.model import build
@@ -113,25 +114,36 @@ class SpeechSettings(ScheduledTaskSettings):
 # --------------------------------------------------------------------- transcription
 
 
-def _decoded(trained: Trained, beam_size: int, features, frames) -> dict[str, tf.Tensor]:
+def _decoded(trained: Trained, beam_size: int, features, frames, n_best: int = 1
+             ) -> dict[str, tf.Tensor]:
+    """{"transcript" [N], "score" [N]}; with `n_best` > 1 also "transcripts" [N, K] and
+    "scores" [N, K], best first (K: at most the beam size)."""
     text, model = trained.inputters["text"], trained.model
     logits, lengths = model((features, frames), training=False)
-    ids, score = decoding.decode(logits, lengths, beam_size)
-    return {"transcript": text.detokenize(ids), "score": score}
+    found = decoding.decode(logits, lengths, beam_size, n_best)
+    shape = tf.shape(found.lengths)
+    flat = tf.RaggedTensor.from_tensor(tf.reshape(found.ids, [shape[0] * shape[1], -1]),
+                                       lengths=tf.reshape(found.lengths, [-1]))
+    texts = tf.reshape(text.detokenize(flat), shape)
+    out = {"transcript": texts[:, 0], "score": found.scores[:, 0]}
+    if n_best > 1:
+        out.update(transcripts=texts, scores=found.scores)
+    return out
 
 
-def transcriber(trained: Trained, beam_size: int = 1):
-    """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default`."""
+def transcriber(trained: Trained, beam_size: int = 1, n_best: int = 1):
+    """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default` (and with
+    `n_best`, "transcripts", "scores": `transcribe_n_best`)."""
     audio = trained.inputters["audio"]
     trained.inputters["text"].graph_tokenizer  # noqa: B018 - created eagerly for every graph
 
     def transcribe(wav):
-        return _decoded(trained, beam_size, *audio.preprocess(wav))
+        return _decoded(trained, beam_size, *audio.preprocess(wav), n_best=n_best)
 
     return transcribe
 
 
-def samples_transcriber(trained: Trained, beam_size: int = 1):
+def samples_transcriber(trained: Trained, beam_size: int = 1, n_best: int = 1):
     """Samples [N, S] at the model's rate and lengths [N] -> {"transcript", "score"}: what
     a run directory transcribes with (the same features, model and decoding)."""
     audio = trained.inputters["audio"]
@@ -140,7 +152,7 @@ def samples_transcriber(trained: Trained, beam_size: int = 1):
     def transcribe(samples, lengths):
         with tf.device("/CPU:0"):
             features, frames = audio.features(samples, lengths)
-        return _decoded(trained, beam_size, features, frames)
+        return _decoded(trained, beam_size, features, frames, n_best)
 
     return transcribe
 
@@ -151,24 +163,31 @@ def sample_rate(trained: Trained) -> int:
     return trained.inputters["audio"].sample_rate
 
 
-def _traced(trained: Trained, beam_size: int):
+def _traced(trained: Trained, beam_size: int, n_best: int = 1):
     """(samples [N, S], lengths [N]) -> answer: the run's transcriber as a tf.function
-    (traced once per model and beam size), or the SavedModel's signature given the
-    samples as float WAV bytes."""
+    (traced once per model, beam size and n-best), or the SavedModel's signature given
+    the samples as float WAV bytes (`transcribe_n_best` for an n-best list)."""
     if trained.is_saved_model:
         rate = sample_rate(trained)
+        if n_best > 1 and "transcribe_n_best" not in trained.signatures:
+            raise AppError(f"'{trained.path}' was exported without a 'transcribe_n_best' "
+                           "signature: export its run again to use --n-best.")
 
         def saved(samples, lengths):
-            wavs = [wav_bytes(row[:length], rate) for row, length in zip(samples, lengths)]
-            return trained.signatures["serving_default"](audio=tf.constant(wavs, tf.string))
+            wavs = tf.constant([wav_bytes(row[:length], rate)
+                                for row, length in zip(samples, lengths)], tf.string)
+            if n_best > 1:
+                return trained.signatures["transcribe_n_best"](audio=wavs,
+                                                               n_best=tf.constant(n_best))
+            return trained.signatures["serving_default"](audio=wavs)
 
         return saved
     cache = _TRANSCRIBERS.setdefault(trained.model, {})
-    if beam_size not in cache:
-        cache[beam_size] = tf.function(
-            samples_transcriber(trained, beam_size), reduce_retracing=True,
+    if (beam_size, n_best) not in cache:
+        cache[beam_size, n_best] = tf.function(
+            samples_transcriber(trained, beam_size, n_best), reduce_retracing=True,
             input_signature=AudioInputter.samples_spec())
-    return cache[beam_size]
+    return cache[beam_size, n_best]
 
 
 def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +206,34 @@ def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_siz
     them (a path, its bytes), read one batch at a time; `lengths` (about how many
     samples each has) orders them when they are not arrays yet.
     """
-    run = _traced(trained, beam_size)
     transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
+    for positions, answer in _batches(_traced(trained, beam_size), recordings, batch_size,
+                                      lengths, read):
+        for position, words, score in zip(positions, answer["transcript"].numpy(),
+                                          answer["score"].numpy()):
+            transcripts[position] = words.decode("utf-8")
+            scores[position] = float(score)
+    return transcripts, scores
+
+
+def transcribe_n_best(trained: Trained, recordings: list, beam_size: int, n_best: int,
+                      batch_size: int = 32) -> list[list[dict[str, Any]]]:
+    """The `n_best` likeliest transcripts of each recording (CTC beam search at least
+    `n_best` wide; a SavedModel: at most its export's beam size), best first:
+    {"transcript", "score"} each."""
+    found: list[list[dict[str, Any]]] = [[] for _ in recordings]
+    run = _traced(trained, max(beam_size, n_best), max(n_best, 2))
+    for positions, answer in _batches(run, recordings,
+                                      batch_size, None, None):
+        for position, texts, scores in zip(positions, answer["transcripts"].numpy(),
+                                           answer["scores"].numpy()):
+            found[position] = [{"transcript": t.decode("utf-8"), "score": float(s)}
+                               for t, s in list(zip(texts, scores))[:n_best]]
+    return found
+
+
+def _batches(run, recordings, batch_size, lengths, read):
+    """(positions, answer) per batch of recordings of similar length."""
     sizes = lengths if lengths is not None else [len(r) for r in recordings]
     order = np.argsort(sizes, kind="stable")
     for start in range(0, len(order), batch_size):
@@ -196,14 +241,9 @@ def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_siz
         rows = [recordings[i] if read is None else read(i) for i in positions]
         samples, row_lengths = padded(rows)
         try:
-            answer = run(samples, row_lengths)
+            yield positions, run(samples, row_lengths)
         except tf.errors.InvalidArgumentError as error:  # a SavedModel's own check
             raise DataError(graph_assertion(error.message) or error.message) from None
-        for position, words, score in zip(positions, answer["transcript"].numpy(),
-                                          answer["score"].numpy()):
-            transcripts[position] = words.decode("utf-8")
-            scores[position] = float(score)
-    return transcripts, scores
 
 
 def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1,
@@ -320,7 +360,18 @@ class SpeechTask(Task):
     def signatures(self, trained, beam_size: int = 1, **_):
         serving_default = tf.function(transcriber(trained, beam_size),
                                       input_signature=[AudioInputter.input_spec()])
-        return {"serving_default": serving_default}
+        every_path = transcriber(trained, beam_size, max(beam_size, 2))
+
+        @tf.function(input_signature=[AudioInputter.input_spec(),
+                                      parameter_spec(tf.int32, "n_best")])
+        def transcribe_n_best(audio, n_best):
+            """audio, n_best -> transcripts [N, K], scores [N, K], best first (K: n_best,
+            at most the export's beam size)."""
+            out = every_path(audio)
+            k = tf.maximum(tf.reduce_max(tf.reshape(n_best, [-1])), 1)
+            return {"transcripts": out["transcripts"][:, :k], "scores": out["scores"][:, :k]}
+
+        return {"serving_default": serving_default, "transcribe_n_best": transcribe_n_best}
 
     def warmup_requests(self, trained, **_):
         """Half a second of quiet noise as a WAV: what `apps serve` and TF Serving warm
@@ -339,7 +390,7 @@ TASK = SpeechTask()
 
 
 def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1,
-                     batch_size: int = 32) -> list[dict[str, Any]]:
+                     batch_size: int = 32, n_best: int = 1) -> list[dict[str, Any]]:
     """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
     SPHERE), in order; other rates are resampled and several channels mixed down (each
     said once); a file that cannot be read is refused, named, in one sentence."""
@@ -357,6 +408,9 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1
         rates.append(found_rate)
         channels.append(found_channels)
     say_conversions(paths, rates, channels, rate, "the input")
+    if n_best > 1:
+        lists = transcribe_n_best(trained, samples, beam_size, n_best, batch_size)
+        return [{"path": path, **found[0], "n_best": found} for path, found in zip(paths, lists)]
     transcripts, scores = transcribe(trained, samples, beam_size, batch_size)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from apps import runner, training
+from apps.decoding import first
 from apps.translation import metrics, task, translate
 from apps.translation.model import build
 from pipelines.tokenizer import EOS_ID
@@ -39,7 +40,8 @@ def test_beam_one_is_greedy_and_an_empty_sentence_translates_to_nothing(tiny_run
     greedy = translate.translate(trained, texts, beam_size=1)
     source = trained.inputters["source"]
     ids = tf.constant(source.preprocess(tf.constant(texts)))
-    beam = translate.decoding.translate_ids(trained.model, ids, tf.constant(1), 64, 0.6, 2.0)
+    beam = first(translate.decoding.translate_ids(trained.model, ids, tf.constant(1), 64, 0.6,
+                                                  2.0))
     words = [source.tokenizer.decode(row[:n]) for row, n in zip(beam.ids.numpy(),
                                                                  beam.lengths.numpy())]
     assert [row["translation"] for row in greedy] == words
