@@ -23,7 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from apps import distribute, layers, plots, precision, training
+from apps import averaging, distribute, layers, plots, precision, training
 from apps import export as exporting
 from apps.baseline import BaselineWatch
 from apps.config import to_dict
@@ -111,7 +111,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             validation=lambda: task.validation_metrics(trained, valid_examples),
             steps_per_epoch=settings.steps_per_epoch,
             checkpoint_every=training.CheckpointEvery(every_steps, every_seconds),
-            watch=baseline_watch(task, settings, inputters, train_examples))
+            watch=baseline_watch(task, settings, inputters, train_examples),
+            keep_epochs=settings.keep_epochs)
         report = _report(task, trained, valid_examples, fitted)
         plots.plot_history(fitted.rows, run.plots / "history.png", task.monitor)
         task.plot(report, run.plots)
@@ -214,16 +215,21 @@ def portable_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
-           name: str | None = None, gpu_only: bool = False, **options) -> Path:
+           name: str | None = None, gpu_only: bool = False, average_last: int | None = None,
+           **options) -> Path:
     """Write the run's best model as the next version of `base_path/name`.
 
     The graph holds the portable recurrence (`apps.recurrence`'s loop: CPU and GPU
     hosts) unless `gpu_only`, which traces Keras' cuDNN kernels (GPU hosts only).
+    `average_last` N: the mean of the last N kept epochs' weights instead of the best
+    epoch's (`apps.averaging`; the metadata says which epochs).
     """
     trained = load(task, run_dir)
     if trained.is_saved_model:
         raise DataError(f"'{run_dir}' is already an exported model: export a run directory.")
     run = training.RunDirectory(trained.path)
+    averaged = {"averaged_epochs": averaging.average_last(trained.model, run, average_last)} \
+        if average_last else {}
     metrics = json.loads(run.metrics.read_text()).get("valid", {}) if run.metrics.is_file() \
         else {}
     recurrence = "cudnn" if gpu_only else "fused"
@@ -236,6 +242,7 @@ def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
         "config": portable_config(run.read_config()),
         "inputters": {side: inputter.metadata() for side, inputter in trained.inputters.items()},
         **task.export_metadata(trained, metrics, **options),
+        **averaged,
     }
     try:
         with layers.traced_recurrence(recurrence), quiet_native_logs():

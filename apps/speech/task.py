@@ -378,7 +378,9 @@ class SpeechTask(Task):
         `serving_default` up with (made-up bytes would not be a WAV)."""
         rate = sample_rate(trained)
         quiet = np.random.default_rng(0).normal(0, 0.01, rate // 2).astype(np.float32)
-        return {"serving_default": {"audio": np.array([wav_bytes(quiet, rate)], object)}}
+        audio = np.array([wav_bytes(quiet, rate)], object)
+        return {"serving_default": {"audio": audio},
+                "transcribe_n_best": {"audio": audio, "n_best": np.array(2, np.int32)}}
 
     def export_metadata(self, trained, metrics, beam_size: int = 1, **_):
         return {"beam_size": beam_size,

@@ -65,7 +65,8 @@ def test_export_translates_as_the_run_does(tiny_run, tiny_export):
     base, version = tiny_export
     metadata = json.loads((version / "assets" / "metadata.json").read_text())
     assert metadata["beam_size"] == 3 and metadata["task"] == "translation"
-    assert set(metadata["signatures"]) == {"serving_default", "translate"}
+    assert set(metadata["signatures"]) == {"serving_default", "translate", "translate_n_best",
+                                           "score"}
     texts = ["1 2 3 4", "", "7 7 0 1 2", "5"]
     run = translate.translate(runner.load(task.TASK, run_dir), texts, beam_size=3)
     import tensorflow_text  # noqa: F401
