@@ -58,9 +58,9 @@ TEXTS = TaskTexts(
     summarize=summarize,
     show_report=show_report,
     exported="signatures serving_default: text -> translation, score; translate: text, "
-             "beam_size, max_length -> translation, score, alignment; translate_n_best: "
-             "text, beam_size, max_length, n_best -> translations, scores, alignment; "
-             "score: source, target -> score, token_scores, pieces, tokens, alignment",
+             "beam_size, max_length -> translation, score, aligned_source; translate_n_best: "
+             "text, beam_size, max_length, n_best -> translations, scores, aligned_source; "
+             "score: source, target -> score, token_scores, pieces, tokens, aligned_source",
 )
 
 

@@ -8,18 +8,18 @@ tensorflow-text ops. The same functions answer for a run directory (traced in me
 
 - `serving_default`: text [N] -> translation [N], score [N] (log-probability), with
   the beam size chosen at export (`assets/metadata.json` says which).
-- `translate`: text [N], beam_size, max_length -> translation, score, alignment
+- `translate`: text [N], beam_size, max_length -> translation, score, aligned_source
   [N, T] (per target piece, the source piece it attended to most; -1 past the row's
   pieces); what `apps translation translate` and `evaluate` call. beam_size and
   max_length are one value for the request (TF Serving's columnar form) or one per
   text (its row form, `instances`); texts asking for different beam sizes are searched
   in groups.
 - `translate_n_best`: text, beam_size, max_length, n_best -> translations [N, K],
-  scores [N, K], alignment [N, K, T], best first (K = n_best; the beam is at least
+  scores [N, K], aligned_source [N, K, T], best first (K = n_best; the beam is at least
   n_best wide; beam_size and n_best: the largest value given is used for the request).
 - `score`: source [N], target [N] -> score [N] (forced decoding: the log-probability
   of the target, end id included), token_scores [N, T] and pieces [N, T] (per target
-  piece, then the end id; padding after), tokens [N], alignment [N, T].
+  piece, then the end id; padding after), tokens [N], aligned_source [N, T].
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def signatures(trained, beam_size: int) -> dict:
     def run(text, beam, max_length):
         found = search_decoding.first(found_for(text, beam, max_length))
         return {"translation": _detokenized(writer, found.ids, found.lengths),
-                "score": found.scores, "alignment": pieces_only(found.alignment, found.lengths)}
+                "score": found.scores,
+                "aligned_source": pieces_only(found.alignment, found.lengths)}
 
     @tf.function(input_signature=[TextInputter.input_spec("text")])
     def serving_default(text):
@@ -76,7 +77,7 @@ def signatures(trained, beam_size: int) -> dict:
         flat_ids = tf.reshape(found.ids, [shape[0] * shape[1], -1])
         texts = _detokenized(writer, flat_ids, tf.reshape(found.lengths, [-1]))
         return {"translations": tf.reshape(texts, shape), "scores": found.scores,
-                "alignment": pieces_only(found.alignment, found.lengths)}
+                "aligned_source": pieces_only(found.alignment, found.lengths)}
 
     @tf.function(input_signature=[TextInputter.input_spec("source"),
                                   TextInputter.input_spec("target")])
@@ -88,7 +89,7 @@ def signatures(trained, beam_size: int) -> dict:
             pieces = writer.graph_tokenizer.id_to_string(decoding.with_end(target_ids))
         real = tf.sequence_mask(tokens, tf.shape(token_scores)[1])
         return {"score": total, "token_scores": token_scores, "tokens": tokens,
-                "alignment": alignment, "pieces": tf.where(real, pieces, "")}
+                "aligned_source": alignment, "pieces": tf.where(real, pieces, "")}
 
     return {"serving_default": serving_default, "translate": translate,
             "translate_n_best": translate_n_best, "score": score}
@@ -125,7 +126,7 @@ def _in_groups(run, text, sizes, group, limits, width) -> dict:
     def body(i, translations, scores, alignments, rows):
         members = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)
         found = run(tf.gather(text, members), sizes[i], tf.gather(limits, members))
-        aligned = found["alignment"]
+        aligned = found["aligned_source"]
         aligned = tf.pad(aligned, [[0, 0], [0, width - tf.shape(aligned)[1]]],
                          constant_values=search_decoding.NO_ALIGNMENT)
         return (i + 1, translations.write(i, found["translation"]),
@@ -143,4 +144,4 @@ def _in_groups(run, text, sizes, group, limits, width) -> dict:
     order = tf.math.invert_permutation(rows.concat())
     return {"translation": tf.gather(translations.concat(), order),
             "score": tf.gather(scores.concat(), order),
-            "alignment": tf.gather(alignments.concat(), order)}
+            "aligned_source": tf.gather(alignments.concat(), order)}

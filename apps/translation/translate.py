@@ -96,8 +96,8 @@ def _saved_model(trained, texts, beam, batch_size):
                         beam_size=tf.constant(beam), max_length=tf.constant(max_length))
         translations += [t.decode("utf-8") for t in out["translation"].numpy()]
         scores += out["score"].numpy().tolist()
-        if "alignment" in out:  # exports before alignments have none
-            aligned += [_pieces(row) for row in out["alignment"].numpy()]
+        if "aligned_source" in out:  # exports before alignments have none
+            aligned += [_pieces(row) for row in out["aligned_source"].numpy()]
     return translations, scores, aligned if aligned else None
 
 
@@ -138,7 +138,7 @@ def _n_best(trained, texts, beam, n_best, batch_size, alignments):
                        n_best=tf.constant(n_best))
         for text, found, scores, aligned in zip(batch, out["translations"].numpy(),
                                                 out["scores"].numpy(),
-                                                out["alignment"].numpy()):
+                                                out["aligned_source"].numpy()):
             hypotheses = [{"translation": t.decode("utf-8"), "score": float(s)}
                           for t, s in zip(found, scores)]
             if alignments:
@@ -164,5 +164,5 @@ def score_pairs(trained: Trained, sources: list[str], targets: list[str],
                          "tokens": n,
                          "pieces": [p.decode("utf-8") for p in out["pieces"].numpy()[i, :n]],
                          "token_scores": out["token_scores"].numpy()[i, :n].tolist(),
-                         "alignment": out["alignment"].numpy()[i, :n].tolist()})
+                         "alignment": out["aligned_source"].numpy()[i, :n].tolist()})
     return rows
