@@ -37,3 +37,21 @@ def test_kept_epochs_are_the_last_ones_and_their_average_is_the_mean(tmp_path):
         np.testing.assert_array_equal(got, last)
     with pytest.raises(AppError, match=r"keeps 2 \(2, 3\): train with --keep-epochs 3"):
         average_last(model, run, 3)
+
+
+def test_a_run_keeps_its_last_epochs_and_exports_their_average(sentiment_settings, tmp_path):
+    import json
+
+    from apps import runner
+    from apps.sentiment import task
+
+    run_dir, _ = runner.train(task.TASK, sentiment_settings(epochs=3, keep_epochs=2),
+                              tmp_path / "run", verbose=0)
+    assert RunDirectory(run_dir).kept_epochs() == [2, 3]
+    version = runner.export(task.TASK, run_dir, tmp_path / "models", average_last=2)
+    metadata = json.loads((version / "assets" / "metadata.json").read_text())
+    assert metadata["averaged_epochs"] == [2, 3]
+    with pytest.raises(AppError, match="--average-last 3"):
+        runner.export(task.TASK, run_dir, tmp_path / "models", average_last=3)
+    assert sorted(p.name for p in (tmp_path / "models" / "sentiment").iterdir()
+                  if p.name.isdigit()) == ["1"]  # the refused export left nothing
