@@ -177,6 +177,9 @@ def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
                show_default=True, help="Root of the TF Serving layout <name>/<version>/."),
         option("--name", default=task.name, show_default=True, help="Model name."),
         *options,
+        option("--average-last", type=click.IntRange(min=1),
+               help="Export the mean of the last N kept epochs' weights instead of the best "
+                    "epoch's (train with --keep-epochs N to keep them)."),
         option("--gpu-only", is_flag=True,
                help="Hold cuDNN kernels (fastest on GPU hosts, unusable on CPU hosts). "
                     "By default the export holds a recurrence every host runs."),

@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from apps import distribute, layers, plots, precision, training
+from apps import averaging, distribute, layers, plots, precision, training
 from apps import export as exporting
 from apps import metadata as metadata_file
 from apps.baseline import BaselineWatch
@@ -115,7 +115,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             validation=lambda: task.validation_metrics(trained, valid_examples),
             steps_per_epoch=settings.steps_per_epoch,
             checkpoint_every=training.CheckpointEvery(every_steps, every_seconds),
-            watch=baseline_watch(task, settings, inputters, train_examples))
+            watch=baseline_watch(task, settings, inputters, train_examples),
+            keep_epochs=settings.keep_epochs)
         report = _report(task, trained, valid_examples, fitted)
         plots.plot_history(fitted.rows, run.plots / "history.png", task.monitor)
         task.plot(report, run.plots)
@@ -306,15 +307,22 @@ def evaluate(task: Task, path: Path, data: str, **options) -> dict[str, Any]:
 
 
 def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
-           name: str | None = None, gpu_only: bool = False, **options) -> Path:
+           name: str | None = None, gpu_only: bool = False, average_last: int | None = None,
+           **options) -> Path:
     """Write the run's best model as the next version of `base_path/name`.
 
     The graph holds the portable recurrence (`apps.recurrence`'s loop: CPU and GPU
     hosts) unless `gpu_only`, which traces Keras' cuDNN kernels (GPU hosts only).
+    `average_last` N: the mean of the last N kept epochs' weights instead of the best
+    epoch's (`apps.averaging`; the metadata says which epochs).
     """
     trained = load(task, run_dir, **options)
     if trained.is_saved_model:
         raise DataError(f"'{run_dir}' is already an exported model: export a run directory.")
+    if average_last:
+        epochs = averaging.average_last(trained.model, training.RunDirectory(trained.path),
+                                        average_last)
+        trained.metadata.entries = {**trained.metadata.entries, "averaged_epochs": epochs}
     recurrence = "cudnn" if gpu_only else "fused"
     trained.metadata = dataclasses.replace(trained.metadata, recurrence=recurrence)
     tracked = [trained.model]

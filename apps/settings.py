@@ -168,6 +168,9 @@ class TrainingSettings(Settings):
         "across passes over the data, so validation, the best-epoch choice and a backup come "
         "every that many steps: for corpora where one pass takes hours. Unset: an epoch is "
         "one pass.", section="training")
+    keep_epochs: int = setting(
+        0, "Also keep the weights of the last N epochs (checkpoints/epoch-K.weights.h5), "
+        "for `export --average-last N` (0: the best epoch's only).", section="training")
     checkpoint_every: str = setting(
         "10m", "Also back up within an epoch this often: a time (90s, 10m, 1h) or a number "
         "of steps (500steps); off for epoch ends only. A killed run resumes from the last "
@@ -203,6 +206,7 @@ class TrainingSettings(Settings):
         require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive",
                 self.clip_norm)
         require(self.patience >= 0, "patience", "zero or more", self.patience)
+        require(self.keep_epochs >= 0, "keep_epochs", "zero or more", self.keep_epochs)
         require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch",
                 "a positive whole number", self.steps_per_epoch)
         parse_duration(self.time_budget)

@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from apps.errors import DataError
+from apps.errors import AppError, DataError
 from apps.metadata import Metadata
 from pipelines.inputters import Inputter
 from pipelines.sources import MissingSplit
@@ -72,6 +72,14 @@ class Trained:
     @property
     def is_saved_model(self) -> bool:
         return self.kind == "saved_model"
+
+    def signature(self, name: str) -> ServingFunction:
+        """The serving function `name`; an export made before it existed is refused in
+        one sentence."""
+        if name not in self.signatures:
+            raise AppError(f"'{self.path}' was exported without a '{name}' signature: "
+                           "export its run again to use it.")
+        return self.signatures[name]
 
 
 class Task:

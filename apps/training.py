@@ -52,6 +52,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -71,7 +72,7 @@ log = logging.getLogger(__name__)
 
 # Settings that may differ between a run and its resumption (where and how fast it runs).
 RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit",
-                     "checkpoint_every", "resolved"}
+                     "checkpoint_every", "keep_epochs", "resolved"}
 
 PassData = Callable[[int], tf.data.Dataset]
 
@@ -92,6 +93,16 @@ class RunDirectory:
     metrics = property(lambda self: self.path / "metrics.json")
     logs = property(lambda self: self.path / "logs")
     plots = property(lambda self: self.path / "plots")
+
+    def epoch_weights(self, epoch: int) -> Path:
+        """Where `--keep-epochs` keeps an epoch's weights."""
+        return self.checkpoints / f"epoch-{epoch}.weights.h5"
+
+    def kept_epochs(self) -> list[int]:
+        """The epochs whose weights are kept (`--keep-epochs`), in order."""
+        found = (re.fullmatch(r"epoch-(\d+)\.weights\.h5", p.name)
+                 for p in self.checkpoints.glob("epoch-*.weights.h5"))
+        return sorted(int(match.group(1)) for match in found if match)
 
     def is_finished(self) -> bool:
         return self.metrics.is_file() and not self.state.is_file()
@@ -288,6 +299,7 @@ class ResumableTraining:
         self.run, self.monitor, self.mode = run, monitor, mode
         self.patience, self.time_budget, self.clock = patience, time_budget, clock
         self.checkpoint_every = checkpoint_every
+        self.keep_epochs = 0  # --keep-epochs: also keep the last N epochs' weights
         state = state or {}
         self.rows: list[dict[str, Any]] = state.get("history", [])
         self.epochs_done = state.get("epoch", 0)
@@ -341,12 +353,24 @@ class ResumableTraining:
             os.replace(tmp, self.run.best_weights)
         else:
             self.bad_epochs += 1
+        if self.keep_epochs:
+            self.keep_epoch(model, epoch)
         if self.patience and self.bad_epochs >= self.patience:
             log.info("No improvement of %s for %d epochs: stopping.", self.monitor, self.patience)
             self.stop = True
         self.epoch_seconds = 0.0
         self.backup(model, epoch, 0, position)
         write_history(self.run.history, self.rows)
+
+    def keep_epoch(self, model: keras.Model, epoch: int) -> None:
+        """This epoch's weights beside the best (atomically); those of epochs before the
+        last `keep_epochs` go."""
+        tmp = self.run.checkpoints / "epoch.tmp.weights.h5"
+        model.save_weights(tmp)
+        os.replace(tmp, self.run.epoch_weights(epoch))
+        for old in self.run.kept_epochs():
+            if old <= epoch - self.keep_epochs:
+                self.run.epoch_weights(old).unlink(missing_ok=True)
 
     def backup(self, model: keras.Model, epochs_done: int, step: int,
                position: dict[str, int]) -> None:
@@ -544,7 +568,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, 
         jit_compile: bool = False, validation: Callable[[], dict[str, float]] | None = None,
         steps_per_epoch: int | None = None,
         checkpoint_every: CheckpointEvery | None = None,
-        watch: Callable[[int, dict[str, float]], None] | None = None) -> ResumableTraining:
+        watch: Callable[[int, dict[str, float]], None] | None = None,
+        keep_epochs: int = 0) -> ResumableTraining:
     """Train epoch by epoch with resume, best-epoch selection, a time budget and
     TensorBoard logs; the best weights are loaded at the end.
 
@@ -553,6 +578,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, 
     that many steps). `validation`, when given, adds metrics after every epoch's Keras
     validation (BLEU, WER: what the user's decoder scores), which `monitor` may name.
     `watch(epoch, logs)` sees every epoch's logs (warnings such as `BaselineWatch`).
+    `keep_epochs`: also keep the last that many epochs' weights (`RunDirectory.kept_epochs`).
     """
     from apps.progress import RunProgress
 
@@ -560,6 +586,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, 
     passes = as_passes(train_data)
     state = run.read_state() if resume else None
     tracker = ResumableTraining(run, monitor, mode, patience, time_budget, state, clock)
+    tracker.keep_epochs = keep_epochs
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if tracker.epochs_done < epochs and not stopped_early:
         loop = TrainingLoop(model, strategy, next(iter(passes(0))), jit_compile)

@@ -45,8 +45,8 @@ def naive_speed(run: Path, tokens: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import tensorflow as tf
 
+    from apps import decoding as search
     from apps import runner
-    from apps.lm import decoding
     from apps.lm.task import TASK
     from pipelines.tokenizer import BOS_ID
 
@@ -58,8 +58,8 @@ def naive_speed(run: Path, tokens: int) -> dict:
                                   tf.TensorSpec([], tf.int32)])
     def next_token(ids, position):
         logits, _ = model.run(ids)
-        return decoding.next_tokens(logits[:, -1], one(0.8, tf.float32), one(0, tf.int32),
-                                    one(1.0, tf.float32), one(1, tf.int64), position)
+        return search.next_tokens(logits[:, -1], one(0.8, tf.float32), one(0, tf.int32),
+                                  one(1.0, tf.float32), one(1, tf.int64), position)
 
     ids = [BOS_ID] + trained.inputters["text"].tokenizer.encode([PROMPT])[0]
     next_token(tf.constant([ids]), 0)  # trace once

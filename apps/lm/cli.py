@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from apps import runner
 from apps.commands import MODEL_HELP, TaskTexts, task_group
-from apps.lm import generation, task
+from apps.lm import generation, ranking, task
 from apps.options import SectionedCommand, argument, examples_for
+from apps.textio import answer, echo_answers, input_option, read_inputs
 
 EXAMPLES = """
 \b
@@ -20,6 +22,8 @@ Examples:
   apps lm generate runs/shakespeare --prompt "ROMEO:" --max-tokens 300 --temperature 0.8 \\
       --top-k 40 --seed 7
   apps lm generate saved_models/lm/1 --prompt "To be" --num-samples 3 --top-p 0.9
+  apps lm generate runs/shakespeare --prompt "ROMEO:" --max-tokens 20 --n-best 5 --json
+  apps lm score runs/shakespeare "To be or not to be" "Be not to or be to" --json
   apps lm export runs/shakespeare
 """
 
@@ -80,13 +84,23 @@ def unescape(text: str | None) -> str | None:
                    "seed + i).")
 @click.option("--stop", help="End a sample where this text appears (left out); \\n is a "
               "newline.")
+@click.option("--n-best", type=click.IntRange(min=1),
+              help="Instead of sampling, the N likeliest continuations (beam search with N "
+                   "beams), best first, with their scores (nats); --max-tokens each.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per sample: text (prompt included), tokens, "
-                   "tokens_per_second.")
+                   "tokens_per_second (with --n-best: text, score, tokens).")
 def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_samples, stop,
-             as_json):
+             n_best, as_json):
     """Continue --prompt with MODEL (run directory or SavedModel); each sample is shown
     as it is done."""
+    if n_best:
+        generation.Sampling(max_tokens).validate()
+        hypotheses = ranking.n_best(runner.load(task.TASK, model), prompt, max_tokens, n_best)
+        for rank, hypothesis in enumerate(hypotheses, start=1):
+            click.echo(json.dumps(hypothesis, ensure_ascii=False) if as_json else
+                       f"--- {rank} ({hypothesis['score']:.3f} nats) ---\n{hypothesis['text']}")
+        return
     sampling = generation.Sampling(max_tokens, temperature, top_k, top_p, seed, num_samples,
                              unescape(stop))
     sampling.validate()
@@ -109,3 +123,18 @@ def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_sam
                                                     for s in samples)
     click.echo(f"[{sum(s['tokens'] for s in samples)} tokens, {speed:.0f} tokens/s]",
                err=True)
+
+
+@lm.command(cls=SectionedCommand, epilog=examples_for(EXAMPLES, "score"))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@argument("texts", nargs=-1, help="Texts to score (or --input).")
+@input_option("text", "score")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON line per text: text, log_likelihood (nats), tokens, chars, "
+                   "nats_per_char.")
+def score(model, texts, input_file, as_json):
+    """Score texts with MODEL: the natural-log likelihood of each (what a reranker needs)."""
+    lines = read_inputs(texts, input_file, "texts to score")
+    trained = runner.load(task.TASK, model)
+    rows = answer(lines, lambda readable: ranking.score_texts(trained, readable))
+    echo_answers(rows, as_json, lambda row: f"{row['log_likelihood']:.4f}")

@@ -1,20 +1,22 @@
 """Scoring and generation as TensorFlow graphs, shared by the CLI and the SavedModel.
 
-One implementation serves both paths: the CLI calls `Stepper` (one compiled step per
-token, so text can stream to the terminal) and the export wraps `generate_loop` (the
-same step inside a `tf.while_loop`, so TF Serving generates with no client loop).
-Both read the prompt one token at a time through `LanguageModel.step`, so greedy
-decoding gives the same text either way. Sampling noise comes from stateless
-generators seeded per row and position: the same seed gives the same text.
+The model is an `apps.decoding` decoder (`LanguageModelDecoder`); sampling is that
+module's sampler (`next_tokens`) and n-best lists its beam search.
+
+The serving functions wrap `generate_loop` (the step inside a `tf.while_loop`, so TF
+Serving generates with no client loop); a run and its export answer through them
+alike. The prompt is read one token at a time through `LanguageModel.step`. Sampling
+noise comes from stateless generators seeded per row and position: the same seed gives
+the same text.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from pipelines.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from apps import decoding as search
+from pipelines.tokenizer import BOS_ID, PAD_ID
 
-SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)  # never generated
 SCORE_CHUNK = 1024  # tokens per step of the scoring loop: bounds memory on long texts
 MAX_NEW_TOKENS = 10_000  # per request in the exported graph
 
@@ -49,56 +51,56 @@ def log_likelihood(model, ids, lengths, chunk: int = SCORE_CHUNK):
     return -total
 
 
+# ------------------------------------------------------------------- the decoder
+
+
+class LanguageModelDecoder:
+    """The language model as an `apps.decoding` decoder: `initial_state(prompt ids [N, P],
+    lengths [N])` reads each prompt but its last token (rows of different lengths step
+    together, a row's state held once its prompt is read) and gives (state, ()); the
+    search starts from the last prompt token (`last_tokens`). The model's states are
+    [1, N, units] per layer; the decoder's are [N, units] (the batch first, as searches
+    reorder them)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def initial_state(self, inputs):
+        prompt_ids, lengths = inputs
+        rows = tf.shape(prompt_ids)[0]
+        steps = tf.reduce_max(tf.concat([lengths - 1, [0]], axis=0))
+
+        def body(t, states):
+            _, stepped, _ = self.step(prompt_ids[:, t], states, ())
+            reading = (t < lengths - 1)[:, None]
+            return t + 1, tf.nest.map_structure(lambda new, old: tf.where(reading, new, old),
+                                                stepped, states)
+
+        zero = tf.nest.map_structure(lambda s: s[0], self.model.zero_states(rows))
+        _, states = tf.while_loop(lambda t, _: t < steps, body, (0, zero))
+        return states, ()
+
+    def step(self, ids, state, context):
+        logits, state = self.model.step(ids, tf.nest.map_structure(lambda s: s[None], state))
+        return logits, tf.nest.map_structure(lambda s: s[0], state), None
+
+
+def last_tokens(prompt_ids, lengths):
+    return tf.gather(prompt_ids, lengths - 1, batch_dims=1)
+
+
+def n_best_loop(model, prompt_ids, prompt_lengths, max_new, n_best):
+    """The `n_best` likeliest continuations of each prompt (beam search, `n_best` beams,
+    no length penalty): `apps.decoding.Search` of [N, n_best, ...], best first; scores
+    are the natural-log probability of the new tokens."""
+    decoder = LanguageModelDecoder(model)
+    state, context = decoder.initial_state((prompt_ids, prompt_lengths))
+    limits = tf.clip_by_value(max_new, 0, MAX_NEW_TOKENS)
+    return search.beam_search(decoder, state, context, limits, n_best, 0.0, n_best,
+                              last_tokens(prompt_ids, prompt_lengths), search.CONTINUATION)
+
+
 # ---------------------------------------------------------------------------- sampling
-
-
-def _gumbel(seed, position, vocab_size):
-    pair = tf.stack([seed, tf.cast(position, tf.int64)])
-    uniform = tf.random.stateless_uniform([vocab_size], pair, minval=1e-20, maxval=1.0)
-    return -tf.math.log(-tf.math.log(uniform))
-
-
-def _row_noise(seeds, position, vocab_size):
-    """Gumbel noise [N, V], row r drawn from the stateless seed (seeds[r], position)."""
-    return tf.cond(
-        tf.shape(seeds)[0] == 1,
-        lambda: _gumbel(seeds[0], position, vocab_size)[None, :],
-        lambda: tf.map_fn(lambda seed: _gumbel(seed, position, vocab_size), seeds,
-                          fn_output_signature=tf.float32))
-
-
-def _sample(logits, temperature, top_k, top_p, seeds, position):
-    vocab_size = tf.shape(logits)[-1]
-    scaled = logits / tf.maximum(temperature, 1e-6)[:, None]
-    ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
-    k = tf.where(top_k > 0, tf.minimum(top_k, vocab_size), vocab_size)
-    kth_best = tf.gather(ranked, k - 1, batch_dims=1)
-    p = tf.where((top_p > 0) & (top_p < 1), top_p, 2.0)
-    before = tf.math.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)
-    nucleus_min = tf.reduce_min(tf.where(before < p[:, None], ranked, ranked[:, :1]), axis=-1)
-    threshold = tf.maximum(kth_best, nucleus_min)
-    kept = tf.where(scaled >= threshold[:, None], scaled, tf.float32.min)
-    noise = _row_noise(seeds, position, vocab_size)
-    return tf.argmax(kept + noise, axis=-1, output_type=tf.int32)
-
-
-def next_tokens(logits, temperature, top_k, top_p, seeds, position):
-    """The next id of every row: greedy where temperature <= 0, else sampled.
-
-    Args (per row, shape [N]): temperature; top_k (0 or less: off) keeps the k most
-    likely tokens; top_p (off outside (0, 1)) keeps the smallest set whose
-    probability reaches p; seeds (int64). `position` (scalar) varies the noise by step.
-    Sampling uses the Gumbel-max trick: argmax(logits / T + Gumbel noise).
-    """
-    vocab_size = tf.shape(logits)[-1]
-    special = tf.scatter_nd([[i] for i in SPECIAL_IDS], tf.ones([len(SPECIAL_IDS)], tf.bool),
-                            [vocab_size])
-    logits = tf.where(special[None, :], tf.float32.min, logits)
-    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    sampled = tf.cond(tf.reduce_any(temperature > 0),
-                      lambda: _sample(logits, temperature, top_k, top_p, seeds, position),
-                      lambda: greedy)
-    return tf.where(temperature > 0, sampled, greedy)
 
 
 def run_steps(model, states, forced, forced_lengths, total, start, previous, temperature,
@@ -117,7 +119,7 @@ def run_steps(model, states, forced, forced_lengths, total, start, previous, tem
         from_forced = tf.gather(forced, tf.minimum(t, width - 1), axis=1)
         ids = tf.where(t < forced_lengths, from_forced, previous)
         logits, states = model.step(ids, states)
-        chosen = next_tokens(logits, temperature, top_k, top_p, seeds, start + t)
+        chosen = search.next_tokens(logits, temperature, top_k, top_p, seeds, start + t)
         return t + 1, states, chosen, choices.write(t, chosen)
 
     _, states, last, choices = tf.while_loop(
@@ -125,41 +127,6 @@ def run_steps(model, states, forced, forced_lengths, total, start, previous, tem
         (0, states, previous, tf.TensorArray(tf.int32, size=total, element_shape=[None])))
     choices = tf.transpose(tf.reshape(choices.stack(), [total, rows]))
     return choices, states, last
-
-
-def state_specs(model, batch=None):
-    """TensorSpecs matching `model.zero_states(batch)`."""
-    return tf.nest.map_structure(
-        lambda t: tf.TensorSpec([t.shape[0], batch, t.shape[2]], t.dtype),
-        model.zero_states(1))
-
-
-class Stepper:
-    """Compiled generation in chunks, for the CLI: the state is carried between calls.
-
-    `run(states, forced, forced_lengths, total, start, previous, ...)` is `run_steps`
-    as one tf.function, traced once: the CLI feeds the prompt with it, then asks for
-    a few tokens at a time and streams them, so per-call overhead is shared by a
-    chunk while every token still comes from one `LanguageModel.step`.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
-        scalar = tf.TensorSpec([], tf.int32)
-        self.run = tf.function(
-            lambda *args: run_steps(model, *args),
-            input_signature=[state_specs(model), tf.TensorSpec([None, None], tf.int32),
-                             vector(tf.int32), scalar, scalar, vector(tf.int32),
-                             vector(tf.float32), vector(tf.int32), vector(tf.float32),
-                             vector(tf.int64)])
-
-    def warm_up(self) -> None:
-        """Trace the loop now, so timing and the first tokens do not wait for it."""
-        one = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
-        self.run(self.model.zero_states(1), tf.zeros([1, 1], tf.int32), one(1, tf.int32), 1, 0,
-                 one(PAD_ID, tf.int32), one(1.0, tf.float32), one(0, tf.int32),
-                 one(1.0, tf.float32), one(0, tf.int64))
 
 
 # ----------------------------------------------------------------- generation in graph

@@ -13,6 +13,10 @@ one per row) and its columnar form (`inputs`: a scalar parameter) both work.
 - `generate`: the same plus top_k, top_p and seed -> text, tokens, unknown (the
   prompt's unknown tokens); what `apps lm generate` calls, on a SavedModel and (built
   in memory) a run alike.
+- `generate_n_best`: prompt, max_tokens, n_best -> texts [N, K] (prompt included),
+  scores [N, K] (natural-log probability of the new tokens), tokens [N, K]: the K
+  likeliest continuations by beam search (K beams), best first; n_best is one value
+  for the request (the largest given).
 - `score`: text -> log_likelihood (natural log, summed over the text's tokens read
   from the begin id), tokens, chars; what `apps lm evaluate` calls, for either kind.
 """
@@ -33,11 +37,15 @@ def _strings(name):
 def signatures(model, inputter) -> dict:
     """tf.functions for `apps.export.export_saved_model`; `inputter` is the `TextInputter`."""
 
-    def run_generation(prompt, max_tokens, temperature, top_k, top_p, seed):
+    def prompted(prompt):
+        """(ids [N, P] with the begin id first, right padded; lengths [N]; ragged ids)."""
         ids = inputter.tokenize(prompt)
         begin = tf.fill([ids.nrows(), 1], BOS_ID)
         prompt_ids = tf.concat([begin, ids.to_tensor(default_value=PAD_ID)], axis=1)
-        lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
+        return prompt_ids, tf.cast(ids.row_lengths(), tf.int32) + 1, ids
+
+    def run_generation(prompt, max_tokens, temperature, top_k, top_p, seed):
+        prompt_ids, lengths, ids = prompted(prompt)
         new_ids = decoding.generate_loop(model, prompt_ids, lengths, max_tokens, temperature,
                                          top_k, top_p, seed)
         continuation = inputter.detokenize(new_ids)
@@ -67,6 +75,23 @@ def signatures(model, inputter) -> dict:
                               per_row(top_k, rows, "top_k"), per_row(top_p, rows, "top_p"),
                               per_row(seed, rows, "seed"))
 
+    @tf.function(input_signature=[
+        _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
+        parameter_spec(tf.int32, "n_best")])
+    def generate_n_best(prompt, max_tokens, n_best):
+        rows = tf.shape(prompt)[0]
+        prompt_ids, lengths, ids = prompted(prompt)
+        n = tf.maximum(tf.reduce_max(tf.reshape(n_best, [-1])), 1)
+        found = decoding.n_best_loop(model, prompt_ids, lengths,
+                                     per_row(max_tokens, rows, "max_tokens"), n)
+        shape = tf.shape(found.lengths)
+        flat = tf.RaggedTensor.from_tensor(tf.reshape(found.ids, [shape[0] * shape[1], -1]),
+                                           lengths=tf.reshape(found.lengths, [-1]))
+        continuations = tf.reshape(inputter.detokenize(flat), shape)
+        return {"texts": tf.strings.join([tf.repeat(prompt[:, None], shape[1], axis=1),
+                                          continuations]),
+                "scores": found.scores, "tokens": found.lengths}
+
     @tf.function(input_signature=[_strings("text")])
     def score(text):
         ids = inputter.tokenize(text)
@@ -77,4 +102,5 @@ def signatures(model, inputter) -> dict:
         return {"log_likelihood": tf.cast(total, tf.float32), "tokens": lengths,
                 "chars": tf.cast(chars, tf.int32)}
 
-    return {"serving_default": serving_default, "generate": generate, "score": score}
+    return {"serving_default": serving_default, "generate": generate,
+            "generate_n_best": generate_n_best, "score": score}

@@ -76,12 +76,18 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
 @input_option("audio path", blank_lines="")
 @BEAM_SIZE
 @BATCH_SIZE
+@click.option("--n-best", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The N likeliest transcripts of each file, best first (CTC beam search at "
+                   "least N wide; a SavedModel gives at most its export's --beam-size); "
+                   "plain output joins them with ' ||| '.")
 @click.option("--json", "as_json", is_flag=True,
-              help='One JSON line per file: {"path", "transcript", "score"}.')
-def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
+              help='One JSON line per file: {"path", "transcript", "score"} (with --n-best, '
+                   'also "n_best": [{"transcript", "score"}, ...]).')
+def transcribe(model, wavs, input_file, beam_size, batch_size, n_best, as_json):
     """Transcribe audio files (WAV, FLAC, OGG/Vorbis, NIST SPHERE) with MODEL (run directory
     or exported SavedModel); other rates are resampled, stereo is mixed down."""
     lines = read_inputs(wavs, input_file, "audio files").refuse_blank("no file to transcribe")
     rows = answer(lines, lambda paths: task.transcribe_files(model, paths, beam_size,
-                                                             batch_size))
-    echo_answers(rows, as_json, lambda row: f"{row['path']}\t{row['transcript']}")
+                                                             batch_size, n_best))
+    echo_answers(rows, as_json, lambda row: f"{row['path']}\t" + " ||| ".join(
+        h["transcript"] for h in row.get("n_best", [row])))

@@ -24,6 +24,7 @@ from apps import runner, schedule
 from apps.config import require
 from apps.errors import DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
+from apps.signature_inputs import parameter_spec
 from apps.speech import decoding
 from apps.speech.data import recording_batches
 from apps.speech.model import build
@@ -112,17 +113,26 @@ class SpeechSettings(ScheduledTaskSettings):
 # --------------------------------------------------------------------- transcription
 
 
-def transcriber(trained: Trained):
+def transcriber(trained: Trained, n_best: int = 1):
     """WAV bytes [N] -> {"transcript", "score"}: exported as `serving_default`, decoding
-    with the beam size of `trained.metadata`."""
+    with the beam size of `trained.metadata`; with `n_best` > 1 also "transcripts"
+    [N, K] and "scores" [N, K], best first (K: at most the beam size), for
+    `transcribe_n_best`."""
     audio, text, model = trained.inputters["audio"], trained.inputters["text"], trained.model
     text.graph_tokenizer  # noqa: B018 - created eagerly for every graph
-    beam_size = int(trained.metadata["beam_size"])
+    beam_size = max(int(trained.metadata["beam_size"]), n_best)
 
     def transcribe(wav):
         logits, lengths = model(audio.preprocess(wav), training=False)
-        ids, score = decoding.decode(logits, lengths, beam_size)
-        return {"transcript": text.detokenize(ids), "score": score}
+        found = decoding.decode(logits, lengths, beam_size, n_best)
+        shape = tf.shape(found.lengths)
+        flat = tf.RaggedTensor.from_tensor(tf.reshape(found.ids, [shape[0] * shape[1], -1]),
+                                           lengths=tf.reshape(found.lengths, [-1]))
+        texts = tf.reshape(text.detokenize(flat), shape)
+        out = {"transcript": texts[:, 0], "score": found.scores[:, 0]}
+        if n_best > 1:
+            out.update(transcripts=texts, scores=found.scores)
+        return out
 
     return transcribe
 
@@ -141,8 +151,35 @@ def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
     them (a path, its bytes), read one batch at a time; `lengths` (about how many
     samples each has) orders them when they are not arrays yet.
     """
-    serve, rate = trained.signatures["serving_default"], sample_rate(trained)
+    serve = trained.signatures["serving_default"]
     transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
+    for positions, answer in _batches(trained, serve, recordings, batch_size, lengths, read):
+        for position, words, score in zip(positions, answer["transcript"].numpy(),
+                                          answer["score"].numpy()):
+            transcripts[position] = words.decode("utf-8")
+            scores[position] = float(score)
+    return transcripts, scores
+
+
+def transcribe_n_best(trained: Trained, recordings: list, n_best: int,
+                      batch_size: int = 32) -> list[list[dict[str, Any]]]:
+    """The `n_best` likeliest transcripts of each recording from `transcribe_n_best`
+    (CTC beam search; an export's list is at most its beam size), best first:
+    {"transcript", "score"} each."""
+    serve = trained.signature("transcribe_n_best")
+    found: list[list[dict[str, Any]]] = [[] for _ in recordings]
+    for positions, answer in _batches(trained, lambda audio: serve(
+            audio=audio, n_best=tf.constant(n_best)), recordings, batch_size):
+        for position, texts, scores in zip(positions, answer["transcripts"].numpy(),
+                                           answer["scores"].numpy()):
+            found[position] = [{"transcript": t.decode("utf-8"), "score": float(s)}
+                               for t, s in zip(texts, scores)]
+    return found
+
+
+def _batches(trained, serve, recordings, batch_size, lengths=None, read=None):
+    """(positions, answer) per batch of recordings of similar length, sent as WAV bytes."""
+    rate = sample_rate(trained)
     sizes = lengths if lengths is not None else [len(r) for r in recordings]
     order = np.argsort(sizes, kind="stable")
     for start in range(0, len(order), batch_size):
@@ -150,14 +187,9 @@ def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
         rows = [recordings[i] if read is None else read(i) for i in positions]
         wavs = [wav_bytes(np.asarray(row, np.float32), rate) for row in rows]
         try:
-            answer = serve(audio=tf.constant(wavs, tf.string))
+            yield positions, serve(audio=tf.constant(wavs, tf.string))
         except tf.errors.InvalidArgumentError as error:  # a SavedModel's own check
             raise DataError(graph_assertion(error.message) or error.message) from None
-        for position, words, score in zip(positions, answer["transcript"].numpy(),
-                                          answer["score"].numpy()):
-            transcripts[position] = words.decode("utf-8")
-            scores[position] = float(score)
-    return transcripts, scores
 
 
 def transcribe_examples(trained: Trained, examples: Examples,
@@ -277,14 +309,27 @@ class SpeechTask(Task):
     def signatures(self, trained):
         serving_default = tf.function(transcriber(trained),
                                       input_signature=[AudioInputter.input_spec()])
-        return {"serving_default": serving_default}
+        every_path = transcriber(trained, max(int(trained.metadata["beam_size"]), 2))
+
+        @tf.function(input_signature=[AudioInputter.input_spec(),
+                                      parameter_spec(tf.int32, "n_best")])
+        def transcribe_n_best(audio, n_best):
+            """audio, n_best -> transcripts [N, K], scores [N, K], best first (K: n_best,
+            at most the export's beam size)."""
+            out = every_path(audio)
+            k = tf.maximum(tf.reduce_max(tf.reshape(n_best, [-1])), 1)
+            return {"transcripts": out["transcripts"][:, :k], "scores": out["scores"][:, :k]}
+
+        return {"serving_default": serving_default, "transcribe_n_best": transcribe_n_best}
 
     def warmup_requests(self, trained):
         """Half a second of quiet noise as a WAV: what `apps serve` and TF Serving warm
-        `serving_default` up with (made-up bytes would not be a WAV)."""
+        the signatures up with (made-up bytes would not be a WAV)."""
         rate = sample_rate(trained)
         quiet = np.random.default_rng(0).normal(0, 0.01, rate // 2).astype(np.float32)
-        return {"serving_default": {"audio": np.array([wav_bytes(quiet, rate)], object)}}
+        audio = np.array([wav_bytes(quiet, rate)], object)
+        return {"serving_default": {"audio": audio},
+                "transcribe_n_best": {"audio": audio, "n_best": np.array(2, np.int32)}}
 
     def metadata_entries(self, settings, inputters, beam_size: int | None = None):
         """`beam_size`: the CTC beam width serving_default decodes with (1: greedy)."""
@@ -295,12 +340,14 @@ TASK = SpeechTask()
 
 
 def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | None = None,
-                     batch_size: int = 32) -> list[dict[str, Any]]:
+                     batch_size: int = 32, n_best: int = 1) -> list[dict[str, Any]]:
     """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
     SPHERE), in order; other rates are resampled and several channels mixed down (each
     said once); a file that cannot be read is refused, named, in one sentence."""
-    trained = runner.with_options(TASK, model, beam_size=beam_size) if isinstance(
-        model, Trained) else runner.load(TASK, Path(model), beam_size=beam_size)
+    trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
+    if n_best > 1 and not trained.is_saved_model:  # a run's beam is at least n_best wide
+        beam_size = max(beam_size or int(trained.metadata["beam_size"]), n_best)
+    trained = runner.with_options(TASK, trained, beam_size=beam_size)
     rate = sample_rate(trained)
     samples, rates, channels = [], [], []
     for path in paths:
@@ -314,6 +361,9 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | N
         rates.append(found_rate)
         channels.append(found_channels)
     say_conversions(paths, rates, channels, rate, "the input")
+    if n_best > 1:
+        lists = transcribe_n_best(trained, samples, n_best, batch_size)
+        return [{"path": path, **found[0], "n_best": found} for path, found in zip(paths, lists)]
     transcripts, scores = transcribe(trained, samples, batch_size)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]

@@ -26,6 +26,9 @@ Examples:
   apps translation translate saved_models/translation/1 --input sentences.de --json
   apps translation translate runs/de-en "Zwei Männer spielen Fußball." \\
       --plot-attention attn.png
+  apps translation translate runs/de-en "Ein Hund rennt." --n-best 5 --json
+  apps translation score runs/de-en --source "Ein Hund rennt." --target "A dog runs." --json
+  apps translation score saved_models/translation/1 --input pairs.tsv   # source<TAB>target
   apps translation export runs/de-en --beam-size 5
 """
 
@@ -55,7 +58,9 @@ TEXTS = TaskTexts(
     summarize=summarize,
     show_report=show_report,
     exported="signatures serving_default: text -> translation, score; translate: text, "
-             "beam_size, max_length -> translation, score",
+             "beam_size, max_length -> translation, score, aligned_source; translate_n_best: "
+             "text, beam_size, max_length, n_best -> translations, scores, aligned_source; "
+             "score: source, target -> score, token_scores, pieces, tokens, aligned_source",
 )
 
 
@@ -85,23 +90,30 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 @input_option("sentence", "translation")
 @BEAM_SIZE
 @BATCH_SIZE
+@click.option("--n-best", type=click.IntRange(min=1),
+              help="The N best translations of each sentence, best first (the beam is at "
+                   "least N wide); plain output joins them with ' ||| '.")
 @click.option("--json", "as_json", is_flag=True,
-              help='One JSON line per sentence: {"source", "translation", "score"}.')
+              help='One JSON line per sentence: {"source", "translation", "score", '
+                   '"alignment"} (alignment: per target piece, the source piece it '
+                   'attended to most; with --n-best, also "n_best": [{"translation", '
+                   '"score", "alignment"}, ...]).')
 @click.option("--plot-attention", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG heatmap of the first sentence's attention (source pieces "
                    "against target pieces); run directories only.")
-def translate_command(model, sentences, input_file, beam_size, batch_size, as_json,
+def translate_command(model, sentences, input_file, beam_size, batch_size, n_best, as_json,
                       plot_attention):
     """Translate sentences with MODEL (run directory or exported SavedModel)."""
     lines = read_inputs(sentences, input_file, "sentences to translate")
     trained = runner.load(task.TASK, model)
     rows = answer(lines, lambda texts: translate.translate(trained, texts, beam_size,
-                                                           batch_size))
+                                                           batch_size, n_best, as_json))
     if plot_attention:
         first = next((row for row in rows if "error" not in row), None)
         if first is not None:
             plot_attention_for(trained, first, plot_attention)
-    echo_answers(rows, as_json, lambda row: row["translation"])
+    echo_answers(rows, as_json, lambda row: " ||| ".join(
+        h["translation"] for h in row.get("n_best", [row])))
 
 
 def plot_attention_for(trained, row, path: Path) -> None:
@@ -109,3 +121,38 @@ def plot_attention_for(trained, row, path: Path) -> None:
     plot_attention(*pieces, path)
     click.echo(f"Attention of the first sentence: {path}", err=True)
 
+
+
+@translation.command("score", cls=SectionedCommand, epilog=(
+    "Forced decoding: the model reads the given target token by token, as a search "
+    "would, and gives the natural-log probability of each piece and of the end.\n\n"
+    + examples_for(EXAMPLES, "score")))
+@argument("model", type=click.Path(path_type=Path), help=MODEL_HELP)
+@click.option("--source", "sources", multiple=True, help="A source sentence (repeatable; "
+              "the i-th goes with the i-th --target).")
+@click.option("--target", "targets", multiple=True, help="Its translation to score.")
+@input_option("source<TAB>target pair", "score")
+@BATCH_SIZE
+@click.option("--json", "as_json", is_flag=True,
+              help='One JSON line per pair: {"source", "target", "score", "tokens", '
+                   '"pieces", "token_scores", "alignment"}.')
+def score_command(model, sources, targets, input_file, batch_size, as_json):
+    """Score given translations with MODEL: the log-probability of each target, in total
+    and per token (forced decoding)."""
+    if len(sources) != len(targets):
+        raise click.UsageError(f"Give one --target per --source ({len(sources)} --source, "
+                               f"{len(targets)} --target).")
+    lines = read_inputs(["\t".join(pair) for pair in zip(sources, targets)], input_file,
+                        "pairs to score (--source and --target)")
+    for i, text in enumerate(lines.texts):
+        if i not in lines.errors and text.count("\t") != 1:
+            lines.errors[i] = f"line {i + 1} is not one source<TAB>target pair"
+    trained = runner.load(task.TASK, model)
+
+    def scored(pairs):
+        split = [pair.split("\t") for pair in pairs]
+        return translate.score_pairs(trained, [s for s, _ in split], [t for _, t in split],
+                                     batch_size)
+
+    rows = answer(lines, scored)
+    echo_answers(rows, as_json, lambda row: f"{row['score']:.4f}")

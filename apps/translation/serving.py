@@ -1,41 +1,58 @@
-"""The exported translator's signatures: raw text in, raw text and its score out.
+"""The translator's serving functions: raw text in, raw text, scores and alignments out.
 
 Tokenising and detokenising run in the graph on the CPU (the inputters pin them), the
-search is `apps.translation.decoding`'s `tf.while_loop`, so a TF Serving client sends
-sentences and gets translations with no loop of its own. Only core TensorFlow and
-tensorflow-text ops.
+search is `apps.decoding`'s `tf.while_loop`, so a TF Serving client sends sentences
+and gets translations with no loop of its own. Only core TensorFlow and
+tensorflow-text ops. The same functions answer for a run directory (traced in memory:
+`apps.runner.InMemorySignatures`) and are traced into the SavedModel's signatures.
 
 - `serving_default`: text [N] -> translation [N], score [N] (log-probability), with
   the beam size chosen at export (`assets/metadata.json` says which).
-- `translate`: text [N], beam_size, max_length -> the same; what `apps translation
-  translate` and `evaluate` call, on a SavedModel and (built in memory) a run alike.
-  beam_size and max_length are one value for the request (TF Serving's columnar form)
-  or one per text (its row form, `instances`); texts asking for different beam sizes
-  are searched in groups.
+- `translate`: text [N], beam_size, max_length -> translation, score, aligned_source
+  [N, T] (per target piece, the source piece it attended to most; -1 past the row's
+  pieces); what `apps translation translate` and `evaluate` call, on a SavedModel and (built
+  in memory) a run alike. beam_size and
+  max_length are one value for the request (TF Serving's columnar form) or one per
+  text (its row form, `instances`); texts asking for different beam sizes are searched
+  in groups.
+- `translate_n_best`: text, beam_size, max_length, n_best -> translations [N, K],
+  scores [N, K], aligned_source [N, K, T], best first (K = n_best; the beam is at least
+  n_best wide; beam_size and n_best: the largest value given is used for the request).
+- `score`: source [N], target [N] -> score [N] (forced decoding: the log-probability
+  of the target, end id included), token_scores [N, T] and pieces [N, T] (per target
+  piece, then the end id; padding after), tokens [N], aligned_source [N, T].
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from apps import decoding as search_decoding
 from apps.signature_inputs import parameter_spec, per_row
 from apps.translation import decoding
 from pipelines.inputters import TextInputter
 
 
 def signatures(trained, beam_size: int) -> dict:
-    source, target = trained.inputters["source"], trained.inputters["target"]
-    model, settings = trained.model, trained.settings
+    reader, writer = trained.inputters["source"], trained.inputters["target"]
+    model, metadata = trained.model, trained.metadata
+    writer.graph_tokenizer  # noqa: B018 - created eagerly, outside every trace
+    length_penalty, ratio = metadata["length_penalty"], metadata["max_length_ratio"]
+
+    def found_for(text, beam, max_length, n_best=1):
+        return decoding.translate_ids(model, reader.preprocess(text), beam, max_length,
+                                      length_penalty, ratio, n_best)
 
     def run(text, beam, max_length):
-        found = decoding.translate_ids(model, source.preprocess(text), beam, max_length,
-                                       settings.length_penalty, settings.max_length_ratio)
-        tokens = tf.RaggedTensor.from_tensor(found.ids, lengths=found.lengths)
-        return {"translation": target.detokenize(tokens), "score": found.scores}
+        found = search_decoding.first(found_for(text, beam, max_length))
+        return {"translation": _detokenized(writer, found.ids, found.lengths),
+                "score": found.scores,
+                "aligned_source": pieces_only(found.alignment, found.lengths)}
 
     @tf.function(input_signature=[TextInputter.input_spec("text")])
     def serving_default(text):
-        return run(text, int(beam_size), settings.max_length)
+        out = run(text, int(beam_size), int(metadata["max_length"]))
+        return {"translation": out["translation"], "score": out["score"]}
 
     @tf.function(input_signature=[TextInputter.input_spec("text"),
                                   parameter_spec(tf.int32, "beam_size"),
@@ -46,7 +63,46 @@ def signatures(trained, beam_size: int) -> dict:
         limits = tf.maximum(per_row(max_length, rows, "max_length"), 0)
         return by_beam_size(run, text, beams, limits)
 
-    return {"serving_default": serving_default, "translate": translate}
+    @tf.function(input_signature=[TextInputter.input_spec("text"),
+                                  parameter_spec(tf.int32, "beam_size"),
+                                  parameter_spec(tf.int32, "max_length"),
+                                  parameter_spec(tf.int32, "n_best")])
+    def translate_n_best(text, beam_size, max_length, n_best):
+        rows = tf.shape(text)[0]
+        beams = tf.maximum(tf.reduce_max(tf.reshape(beam_size, [-1])), 1)
+        n = tf.maximum(tf.reduce_max(tf.reshape(n_best, [-1])), 1)
+        limits = tf.maximum(per_row(max_length, rows, "max_length"), 0)
+        found = found_for(text, beams, limits, n)
+        shape = tf.shape(found.lengths)
+        flat_ids = tf.reshape(found.ids, [shape[0] * shape[1], -1])
+        texts = _detokenized(writer, flat_ids, tf.reshape(found.lengths, [-1]))
+        return {"translations": tf.reshape(texts, shape), "scores": found.scores,
+                "aligned_source": pieces_only(found.alignment, found.lengths)}
+
+    @tf.function(input_signature=[TextInputter.input_spec("source"),
+                                  TextInputter.input_spec("target")])
+    def score(source, target):
+        target_ids = writer.tokenize(target, cut=False).to_tensor()
+        token_scores, alignment, total, tokens = decoding.score_ids(
+            model, reader.preprocess(source), target_ids)
+        with tf.device("/CPU:0"):
+            pieces = writer.graph_tokenizer.id_to_string(decoding.with_end(target_ids))
+        real = tf.sequence_mask(tokens, tf.shape(token_scores)[1])
+        return {"score": total, "token_scores": token_scores, "tokens": tokens,
+                "aligned_source": alignment, "pieces": tf.where(real, pieces, "")}
+
+    return {"serving_default": serving_default, "translate": translate,
+            "translate_n_best": translate_n_best, "score": score}
+
+
+def pieces_only(alignment, lengths):
+    """Alignment [..., T] with -1 from each hypothesis' end id on: one index per piece."""
+    inside = tf.range(tf.shape(alignment)[-1]) < lengths[..., None]
+    return tf.where(inside, alignment, search_decoding.NO_ALIGNMENT)
+
+
+def _detokenized(writer, ids, lengths):
+    return writer.detokenize(tf.RaggedTensor.from_tensor(ids, lengths=lengths))
 
 
 def by_beam_size(run, text, beams, limits) -> dict:
@@ -55,23 +111,31 @@ def by_beam_size(run, text, beams, limits) -> dict:
     One beam size for every row (the usual case) is one plain call, as before.
     """
     sizes, group = tf.unique(beams)
+    width = tf.reduce_max(tf.concat([limits, [0]], 0)) + 1  # every group's alignment width
     return tf.cond(tf.equal(tf.size(sizes), 1), lambda: run(text, sizes[0], limits),
-                   lambda: _in_groups(run, text, sizes, group, limits))
+                   lambda: _in_groups(run, text, sizes, group, limits, width))
 
 
-def _in_groups(run, text, sizes, group, limits) -> dict:
-    def body(i, translations, scores, rows):
+def _in_groups(run, text, sizes, group, limits, width) -> dict:
+    def body(i, translations, scores, alignments, rows):
         members = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)
         found = run(tf.gather(text, members), sizes[i], tf.gather(limits, members))
+        aligned = found["aligned_source"]
+        aligned = tf.pad(aligned, [[0, 0], [0, width - tf.shape(aligned)[1]]],
+                         constant_values=search_decoding.NO_ALIGNMENT)
         return (i + 1, translations.write(i, found["translation"]),
-                scores.write(i, found["score"]), rows.write(i, members))
+                scores.write(i, found["score"]), alignments.write(i, aligned),
+                rows.write(i, members))
 
-    def parts(dtype):
-        return tf.TensorArray(dtype, size=tf.size(sizes), infer_shape=False, element_shape=[None])
+    def parts(dtype, shape=(None,)):
+        return tf.TensorArray(dtype, size=tf.size(sizes), infer_shape=False,
+                              element_shape=list(shape))
 
-    _, translations, scores, rows = tf.while_loop(
+    _, translations, scores, alignments, rows = tf.while_loop(
         lambda i, *_: i < tf.size(sizes), body,
-        (0, parts(tf.string), parts(tf.float32), parts(tf.int32)))
+        (0, parts(tf.string), parts(tf.float32), parts(tf.int32, (None, None)),
+         parts(tf.int32)))
     order = tf.math.invert_permutation(rows.concat())
     return {"translation": tf.gather(translations.concat(), order),
-            "score": tf.gather(scores.concat(), order)}
+            "score": tf.gather(scores.concat(), order),
+            "aligned_source": tf.gather(alignments.concat(), order)}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from apps import decoding as search
 from apps.lm import decoding
 from apps.lm.model import LanguageModel
 from apps.lm.task import stream_report
@@ -80,7 +81,7 @@ def test_nats_per_char_on_a_uniform_model():
 def test_greedy_top_k_top_p_and_special_ids():
     logits = tf.constant([[9.0, 9.0, 9.0, 9.0, 1.0, 3.0, 2.0, 0.5]] * 2)
     row = lambda value, dtype: tf.constant([value] * 2, dtype)  # noqa: E731
-    choose = tf.function(decoding.next_tokens)
+    choose = tf.function(search.next_tokens)
     pick = lambda temperature, k=0, p=1.0, seed=1, position=0: choose(  # noqa: E731
         logits, row(temperature, tf.float32), row(k, tf.int32), row(p, tf.float32),
         tf.constant([seed, seed + 1], tf.int64), tf.constant(position)).numpy().tolist()
@@ -112,3 +113,27 @@ def test_generate_loop_rows_equal_single_rows():
                      max_new[r : r + 1], *knobs(1)).to_list()[0]
         assert alone == together[r]
     assert UNK_ID not in sum(together, [])
+
+
+def test_n_best_continuations_are_ordered_and_the_first_is_the_one_best():
+    model = tiny_model()
+    prompts = np.array([[BOS_ID, 5, 6], [BOS_ID, 9, PAD_ID]], np.int32)
+    lengths, max_new = tf.constant([3, 2]), tf.constant([4, 3])
+    found = decoding.n_best_loop(model, prompts, lengths, max_new, 3)
+    scores, ids = found.scores.numpy(), found.ids.numpy()
+    assert (np.diff(scores, axis=1) <= 0).all() and found.lengths.numpy().tolist() == [[4] * 3,
+                                                                                       [3] * 3]
+    for row in range(2):
+        assert len({tuple(hypothesis) for hypothesis in ids[row]}) == 3
+    # one beam is greedy: the sampler at temperature 0 continues the same way
+    best = decoding.n_best_loop(model, prompts, lengths, max_new, 1)
+    knobs = (tf.zeros([2]), tf.zeros([2], tf.int32), tf.ones([2]), tf.constant([1, 1], tf.int64))
+    sampled = decoding.generate_loop(model, prompts, lengths, max_new, *knobs).to_list()
+    assert [row[:n] for row, n in zip(best.ids.numpy()[:, 0].tolist(), [4, 3])] == sampled
+    # an n-best score is the log-likelihood the scorer gives the continuation
+    for row, prompt in enumerate([[5, 6], [9]]):
+        whole = prompt + ids[row, 0, : found.lengths.numpy()[row, 0]].tolist()
+        total = lambda ids: decoding.log_likelihood(  # noqa: E731
+            model, np.array([ids], np.int32), tf.constant([len(ids)]))[0]
+        gain = total(whole) - total(prompt)
+        assert float(gain) == pytest.approx(scores[row, 0], abs=1e-4)

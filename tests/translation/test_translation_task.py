@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from apps import runner, training
+from apps.decoding import first
 from apps.translation import decoding, metrics, task, translate
 from apps.translation.model import build
 from pipelines.tokenizer import EOS_ID
@@ -40,7 +41,7 @@ def test_beam_one_is_greedy_and_an_empty_sentence_translates_to_nothing(tiny_run
     greedy = translate.translate(trained, texts, beam_size=1)
     source = trained.inputters["source"]
     ids = tf.constant(source.preprocess(tf.constant(texts)))
-    beam = decoding.translate_ids(trained.model, ids, tf.constant(1), 64, 0.6, 2.0)
+    beam = first(decoding.translate_ids(trained.model, ids, tf.constant(1), 64, 0.6, 2.0))
     words = [source.tokenizer.decode(row[:n]) for row, n in zip(beam.ids.numpy(),
                                                                  beam.lengths.numpy())]
     assert [row["translation"] for row in greedy] == words
@@ -66,7 +67,8 @@ def test_export_translates_as_the_run_does(tiny_run, tiny_export):
     base, version = tiny_export
     metadata = json.loads((version / "assets" / "metadata.json").read_text())
     assert metadata["beam_size"] == 3 and metadata["task"] == "translation"
-    assert set(metadata["signatures"]) == {"serving_default", "translate"}
+    assert set(metadata["signatures"]) == {"serving_default", "translate", "translate_n_best",
+                                           "score"}
     texts = ["1 2 3 4", "", "7 7 0 1 2", "5"]
     run = translate.translate(runner.load(task.TASK, run_dir), texts, beam_size=3)
     import tensorflow_text  # noqa: F401
