@@ -158,3 +158,53 @@ def test_unfreezing_and_layer_rates_follow_the_depths():
                             "encoder/1/backward", "lm_output"]) == {
         "embedding": 3, "encoder/0/forward": 2, "encoder/1/forward": 1,
         "encoder/1/backward": 1, "lm_output": 0}
+
+
+def test_a_resumed_run_does_not_load_again_and_equals_the_uninterrupted_one(
+        tmp_path, monkeypatch, lm_run, task_files, sentiment_settings):
+    """Interrupted after epoch 1 (the encoder still frozen), resumed without touching the
+    source: the same weights as a run never stopped, unfreezing included."""
+    from tests.resume_helpers import interrupt_after_backup, weight_arrays
+
+    settings = classifier(sentiment_settings, task_files, init_from=str(lm_run), epochs=3,
+                          freeze_epochs=1, lr_layer_decay=0.5)
+    whole, _ = runner.train(SENTIMENT, settings, tmp_path / "whole", verbose=0)
+    interrupt_after_backup(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(SENTIMENT, settings, tmp_path / "resumed", verbose=0)
+    monkeypatch.undo()
+    monkeypatch.setattr(transfer, "load_shared", lambda *_: pytest.fail("loaded again"))
+    resumed, _ = runner.train(SENTIMENT, settings, tmp_path / "resumed", verbose=0)
+    ours, theirs = (weight_arrays(path / "checkpoints" / "best.weights.h5")
+                    for path in (resumed, whole))
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key])
+
+
+def test_layerwise_adam_holds_frozen_variables_and_scales_rates():
+    import keras
+
+    from apps.schedule import LayerwiseAdam
+
+    full, half, frozen = (keras.Variable(np.ones(3, np.float32)) for _ in range(3))
+    optimizer = LayerwiseAdam(0.1)
+    optimizer.set_layer_rates([(half, 0.5, 0), (frozen, 1.0, 2)])
+    optimizer.build([full, half, frozen])
+    gradient = np.ones(3, np.float32)
+    steps = []
+    for _ in range(3):
+        optimizer.apply_gradients([(gradient, full), (gradient, half), (gradient, frozen)])
+        steps.append([float(v.numpy()[0]) for v in (full, half, frozen)])
+    np.testing.assert_allclose(steps[0], [0.9, 0.95, 1.0], atol=1e-4)
+    assert steps[1][2] == 1.0 and steps[2][2] < 0.95  # thawed at step 2
+
+
+def test_concat_pooling_is_last_max_and_mean_side_by_side():
+    from apps.layers import SequencePooling
+
+    sequence = np.array([[[1.0, -2.0], [3.0, 0.0], [9.0, 9.0]]], np.float32)
+    mask = np.array([[True, True, False]])
+    last = np.array([[5.0, 6.0]], np.float32)
+    pooled = SequencePooling("concat")(sequence, mask, last=last)
+    np.testing.assert_allclose(pooled, [[5.0, 6.0, 3.0, 0.0, 2.0, -1.0]])
