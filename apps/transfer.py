@@ -29,6 +29,8 @@ from apps.layout import locate_model
 log = logging.getLogger(__name__)
 
 TOKENIZER_SETTINGS = ("tokenizer", "vocab_size")
+# Sizes taken from the source unless given: then its weights fit without repeating them.
+SIZE_SETTINGS = ("cell", "units", "layers", "embedding_dim", "tie_embeddings")
 TOKENIZER_FILE = "tokenizer.model"
 
 
@@ -77,7 +79,9 @@ def explicit_settings(settings, given: set[str] | None) -> set[str]:
 
 def adopt_tokenizer(settings, given: set[str] | None = None):
     """`settings` with the tokenizer settings of the `--init-from` run (its tokenizer is
-    taken over); a contradicting --tokenizer or --vocab-size is one sentence."""
+    taken over; a contradicting --tokenizer or --vocab-size is one sentence) and its
+    model sizes where the user gave none (one the user gave wins: a deeper model,
+    say, whose extra layers start fresh)."""
     if not getattr(settings, "init_from", None):
         return settings
     source = Source.open(settings.init_from)
@@ -93,6 +97,15 @@ def adopt_tokenizer(settings, given: set[str] | None = None):
                 f"'{source.path}', whose tokenizer ({theirs}) the run takes over: leave "
                 f"--{key.replace('_', '-')} out.")
         changes[key] = theirs
+    names = {f.name for f in dataclasses.fields(settings)}
+    for key in SIZE_SETTINGS:
+        theirs = source.config.get(key)
+        if key in names and key not in chosen and theirs is not None \
+                and getattr(settings, key) != theirs:
+            changes[key] = theirs
+    if changes:
+        log.info("From --init-from %s: %s.", source.path,
+                 ", ".join(f"{key} {value}" for key, value in changes.items()))
     return dataclasses.replace(settings, **changes) if changes else settings
 
 

@@ -145,11 +145,12 @@ def test_lm_fine_tunes_on_a_column_of_the_tasks_own_table(tmp_path, lm_run, task
     whole model (output layer included) is loaded, and it reads the table's texts."""
     result = run_cli("lm", "train", "--init-from", lm_run, "--data", task_files["train"],
                      "--valid", task_files["valid"], "--text-column", "text", "--epochs", "1",
-                     "--units", "32", "--embedding-dim", "16", "--batch-size", "4",
+                     "--batch-size", "4",
                      "--sequence-length", "16", "--output", tmp_path / "lm-tuned", "--quiet")
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "lm-tuned" / "config.json").read_text())
     assert config["tokenizer"] == "unigram" and config["vocab_size"] == 80
+    assert (config["units"], config["embedding_dim"]) == (32, 16)  # the source's sizes
     assert config["init"]["loaded"] == ["embedding", "encoder/0/forward", "lm_output"]
 
 
