@@ -202,7 +202,8 @@ def load_shared(task, model: keras.Model, settings) -> dict[str, Any]:
         raise ConfigError(f"--init-from '{source.path}' ({source.task_name}) shares no layer "
                           f"with this {task.title} (it has {', '.join(theirs) or 'none'}).")
     skip = _weight_paths(layer for name in loaded for layer in ours[name])
-    record = {"from": str(source.path), "task": source.task_name, "loaded": loaded,
+    # (the source's path is the init_from setting beside it, which exports cut to a name)
+    record = {"task": source.task_name, "loaded": loaded,
               "fresh": fresh + _layer_names(model, skip | _weight_paths(
                   layer for name in fresh for layer in ours[name]))}
     log.info("Initialised from %s (%s): loaded %s; starting fresh: %s.", source.path,
