@@ -19,8 +19,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from apps import runner
-from apps.config import resolve
+from apps import runner, transfer
+from apps.config import load_config_file, resolve
 from apps.options import (
     SectionedCommand,
     argument,
@@ -67,7 +67,10 @@ def _train(task: Task, texts: TaskTexts) -> click.Command:
     @click.pass_context
     def train(ctx, config_file, output, overwrite, quiet, **settings_flags):
         # the settings flags (declared from the dataclass) are read typed from ctx
-        settings = resolve(task.settings_class, config_file, typed_flags(ctx))
+        flags = typed_flags(ctx)
+        settings = resolve(task.settings_class, config_file, flags)
+        given = set(flags) | (set(load_config_file(config_file)) if config_file else set())
+        settings = transfer.adopt_tokenizer(settings, given)
         output = runner.run_directory(task, settings, output)
         click.echo(f"Run directory: {output}", err=True)
         with interrupted_says_how_to_resume(ctx, output):

@@ -30,7 +30,7 @@ from apps import recurrence
 from apps.settings import IMPLEMENTATIONS
 
 CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-POOLINGS = ("last", "mean", "max", "attention")
+POOLINGS = ("last", "mean", "max", "attention", "concat")
 RECURRENCES = ("fused", "cudnn")  # what an exported graph holds
 
 _traced = contextvars.ContextVar("traced_recurrence", default=None)
@@ -318,7 +318,8 @@ class SequencePooling(keras.layers.Layer):
 
     Args:
         mode: "last" (the encoder's final state, passed as `last`), "mean" or "max"
-            over real tokens, or "attention" (a learned query scores every token).
+            over real tokens, "attention" (a learned query scores every token), or
+            "concat": last, max and mean side by side (ULMFiT's concat pooling, [B, 3H]).
         attention_units: size of the attention scorer's hidden layer.
     """
 
@@ -344,21 +345,33 @@ class SequencePooling(keras.layers.Layer):
         if self.mode == "last":
             return last
         if self.mode == "mean":
-            return tf.reduce_sum(sequence * keep, 1) / tf.maximum(tf.reduce_sum(keep, 1), 1.0)
-        if self.mode == "max":  # zeros for a row with no real token, not -1e9
-            pooled = tf.reduce_max(tf.where(keep > 0, sequence, -1e9), axis=1)
-            return tf.where(tf.reduce_any(keep > 0, axis=1), pooled, tf.zeros_like(pooled))
+            return self._mean(sequence, keep)
+        if self.mode == "max":
+            return self._max(sequence, keep)
+        if self.mode == "concat":
+            return tf.concat([tf.cast(last, sequence.dtype), self._max(sequence, keep),
+                              self._mean(sequence, keep)], axis=-1)
         hidden = tf.tanh(tf.matmul(sequence, self.score_kernel) + self.score_bias)
         scores = tf.reduce_sum(hidden * self.query, axis=-1)
         scores = tf.where(tf.cast(mask, tf.bool), scores, -1e9)
         weights = tf.nn.softmax(scores, axis=1)[:, :, None]
         return tf.reduce_sum(weights * sequence, axis=1)
 
+    @staticmethod
+    def _mean(sequence, keep):
+        return tf.reduce_sum(sequence * keep, 1) / tf.maximum(tf.reduce_sum(keep, 1), 1.0)
+
+    @staticmethod
+    def _max(sequence, keep):  # zeros for a row with no real token, not -1e9
+        pooled = tf.reduce_max(tf.where(keep > 0, sequence, -1e9), axis=1)
+        return tf.where(tf.reduce_any(keep > 0, axis=1), pooled, tf.zeros_like(pooled))
+
     def compute_mask(self, *args, **kwargs):
         return None
 
     def compute_output_spec(self, sequence, mask, last=None):
-        return keras.KerasTensor((sequence.shape[0], sequence.shape[-1]), dtype=sequence.dtype)
+        size = sequence.shape[-1] * (3 if self.mode == "concat" else 1)
+        return keras.KerasTensor((sequence.shape[0], size), dtype=sequence.dtype)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode,

@@ -25,7 +25,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from apps import averaging, distribute, layers, plots, precision, training
+from apps import averaging, distribute, layers, plots, precision, training, transfer
 from apps import export as exporting
 from apps import metadata as metadata_file
 from apps.baseline import BaselineWatch
@@ -75,6 +75,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     A resumed run continues exactly where its last backup left it (apps.training).
     """
     strategy = distribute.make_strategy(settings.strategy, settings.tpu)
+    settings = transfer.adopt_tokenizer(settings)
     output = run_directory(task, settings, output)
     workdir = distribute.worker_directory(output, strategy)
     config = {"task": task.name, **to_dict(settings),
@@ -86,11 +87,14 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     training.set_seed(settings.seed)
     replicas = strategy.num_replicas_in_sync
     arithmetic = precision.policy(settings.precision, task.bfloat16_cpus)
+    init = None  # what --init-from loaded (config.json "init")
     with training.created_run(run, overwrite, resuming), arithmetic:
         if resuming:
             inputters = load_inputters(task, settings, run.path)
+            init = run.read_config().get("init")  # loaded when the run began, not again
         else:
             inputters = task.make_inputters(settings)
+            transfer.take_tokenizer(settings, inputters)
             with contextlib.nullcontext() if verbose else no_progress_bars():
                 task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
@@ -106,6 +110,10 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
                 passes(0), valid_data, steps, clock, replicas))
+        if settings_init_from(settings) and not resuming:
+            init = transfer.load_shared(task, model, settings)
+            training.write_json(run.config, {**config, "init": init})
+        transfer.layer_rates(task, model, settings, steps, (init or {}).get("loaded", []))
         trained = trained_run(task, run.path, settings, inputters, model)
         every_steps, every_seconds = parse_checkpoint_every(settings.checkpoint_every)
         fitted = training.fit(
@@ -125,6 +133,11 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
         shutil.rmtree(run.path, ignore_errors=True)  # a worker's temporary copy
         return output, report
     return run.path, report
+
+
+def settings_init_from(settings) -> str | None:
+    """The run `--init-from` names, for tasks that have the setting."""
+    return getattr(settings, "init_from", None)
 
 
 def baseline_watch(task: Task, settings, inputters, train) -> BaselineWatch | None:

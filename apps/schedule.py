@@ -66,6 +66,33 @@ def planned_warmup(configured: int, total_steps: int | None) -> int:
     return warmup
 
 
+class LayerwiseAdam(keras.optimizers.Adam):
+    """Adam whose step may be scaled per variable (discriminative learning rates) and
+    held at zero until a given step (gradual unfreezing), as ULMFiT fine-tunes.
+
+    Both follow the optimizer's own step counter, so a resumed run (which restores it)
+    freezes and scales exactly as the uninterrupted one; without `set_layer_rates` it is
+    plain Adam. A frozen variable's moments still see its gradients, so it starts
+    with warm statistics when it thaws.
+    """
+
+    _layer_rates: dict | None = None
+
+    def set_layer_rates(self, rates) -> None:
+        """`rates`: (variable, factor, first step it trains) for the variables that do not
+        train at the full rate from step 0; set before the first step is traced."""
+        self._layer_rates = {self._var_key(variable): (float(factor), int(start))
+                             for variable, factor, start in rates}
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor, start = (self._layer_rates or {}).get(self._var_key(variable), (1.0, 0))
+        if start > 0 or factor != 1.0:
+            learning_rate = tf.cast(learning_rate, tf.float32) * factor
+        if start > 0:
+            learning_rate = learning_rate * tf.cast(self.iterations >= start, tf.float32)
+        return super().update_step(gradient, variable, learning_rate)
+
+
 def adam(settings, plan) -> keras.optimizers.Adam:
     """Adam at `settings.learning_rate` with `settings.clip_norm`; when the settings have
     a schedule (`ScheduleSettings`) set to cosine, warm-up and cosine decay over the
@@ -77,4 +104,4 @@ def adam(settings, plan) -> keras.optimizers.Adam:
         rate = WarmupCosine(rate, total or settings.epochs,
                             planned_warmup(settings.warmup_steps, total),
                             settings.time_budget_seconds, plan.clock)
-    return keras.optimizers.Adam(rate, global_clipnorm=settings.clip_norm)
+    return LayerwiseAdam(rate, global_clipnorm=settings.clip_norm)

@@ -233,6 +233,34 @@ class ScheduleSettings(Settings):
         require(self.warmup_steps >= 0, "warmup_steps", "zero or more", self.warmup_steps)
 
 
+@dataclass
+class TransferSettings(Settings):
+    """Starting from another run's weights and fine-tuning them (`apps.transfer`)."""
+
+    init_from: str | None = setting(
+        None, "Start from the weights of this training run, of this task or another (a "
+        "language model's embedding and encoder into a classifier, say): the layers both "
+        "models share are loaded, the rest start fresh, and the run takes over its "
+        "tokenizer. config.json records what was loaded.", section="training")
+    freeze_epochs: int = setting(
+        0, "Gradual unfreezing of the layers --init-from loaded: they thaw one at a time "
+        "from the top (encoder layers, then the embedding), one every this many epochs, "
+        "while the new layers train from the start (ULMFiT: 1). 0: all train at once.",
+        section="training")
+    lr_layer_decay: float = setting(
+        1.0, "Discriminative learning rates: each layer below the top (output, encoder "
+        "layers, embedding) trains at this factor times the rate of the one above it "
+        "(ULMFiT: 1/2.6 = 0.38). 1: one rate for all.", section="training")
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.freeze_epochs >= 0, "freeze_epochs", "zero or more", self.freeze_epochs)
+        require(0.0 < self.lr_layer_decay <= 1.0, "lr_layer_decay", "in (0, 1]",
+                self.lr_layer_decay)
+        require(not self.freeze_epochs or self.init_from, "freeze_epochs",
+                "0 without --init-from (only loaded layers are frozen)", self.freeze_epochs)
+
+
 STREAMING = ("auto", "on", "off")
 
 

@@ -154,6 +154,12 @@ class Task:
     def compile_model(self, model: keras.Model, settings, plan: TrainingPlan) -> None:
         raise NotImplementedError
 
+    def shared_layers(self, model: keras.Model) -> dict[str, list]:
+        """The layers another task's model may share with this one, by shared name
+        ("embedding", "encoder/0/forward", ...: `apps.transfer`), for `--init-from`;
+        several layers under one name all receive the source's one."""
+        return {}
+
     def baseline_loss(self, settings, inputters: dict[str, Inputter],
                       train: Examples) -> float | None:
         """The validation loss of a model that ignores its input (the answers'

@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 
 # Settings that may differ between a run and its resumption (where and how fast it runs).
 RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "jit",
-                     "checkpoint_every", "keep_epochs", "resolved"}
+                     "checkpoint_every", "keep_epochs", "resolved", "init"}
 
 PassData = Callable[[int], tf.data.Dataset]
 

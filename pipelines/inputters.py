@@ -79,16 +79,24 @@ class TextInputter(Inputter):
         self.max_length, self.exact_text, self.filename = max_length, exact_text, filename
         self.tokenizer: Tokenizer | None = None
         self._graph_tokenizer = None
+        self.taken_over = False
 
     # -- vocabulary ----------------------------------------------------------------------
 
     def fit(self, texts: Iterable[str], total: int | None = None) -> None:
+        if self.taken_over:  # another run's tokenizer: its ids are what the weights mean
+            return
         self.use(Tokenizer.train(texts, self.model_type, self.vocab_size_limit, total=total,
                                  exact_text=self.exact_text))
 
     def use(self, tokenizer: Tokenizer) -> None:
         """Take an already trained tokenizer (one shared by two sides, say)."""
         self.tokenizer, self._graph_tokenizer = tokenizer, None
+
+    def take_over(self, directory: Path) -> None:
+        """Use the tokenizer of another run (`--init-from`): `fit` then keeps it."""
+        self.load(directory)
+        self.taken_over = True
 
     def save(self, directory: Path) -> None:
         self.tokenizer.save(Path(directory) / self.filename)

@@ -314,8 +314,33 @@ def read_labeled(
     return read_labeled_file(Path(source), text_column, label_column)
 
 
+TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".json", ".ndjson")
+
+
+def is_table(source: str) -> bool:
+    """A TSV / CSV / JSONL file (columns), not plain text."""
+    return not is_tfds(source) and Path(source).suffix.lower() in TABLE_SUFFIXES
+
+
+def read_text_column(path: Path, text_column: str | None = None) -> str:
+    """One column of a TSV / CSV / JSONL file (named, or guessed as for classification),
+    one row a line: a labelled set's own text for language-model fine-tuning."""
+    path = check_file(Path(path))
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        columns, rows = read_jsonl(path)
+    else:
+        columns, rows = _read_table(path, "," if suffix == ".csv" else "\t")
+    key = _pick_column(columns, text_column, TEXT_COLUMN_GUESSES, "text", path)
+    texts = [" ".join(str(row.get(key) or "").split()) for row in rows]
+    return "".join(text + "\n" for text in texts if text)
+
+
 def read_corpus(source: str, text_column: str | None = None, default_split: str = "train") -> str:
-    """One continuous text from a file or `tfds:` name."""
+    """One continuous text from a file (plain text, or a column of a table: one row a
+    line) or `tfds:` name."""
     if is_tfds(source):
         return read_text_tfds(source, text_column, default_split)
+    if is_table(source):
+        return read_text_column(Path(source), text_column)
     return read_text(Path(source))

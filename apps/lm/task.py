@@ -15,13 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps import schedule
+from apps import schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import serving
 from apps.lm.model import build
-from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
+from apps.settings import ScheduledTaskSettings, StreamingSettings, TransferSettings, setting
 from apps.task import Task, TrainingPlan
 from apps.training import pass_seed
 from pipelines import sources, streams
@@ -35,7 +35,7 @@ REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
-class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings):
+class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings, TransferSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out
@@ -44,8 +44,10 @@ class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings):
 
     data: str = setting("tfds:tiny_shakespeare", "Training text: a UTF-8 file, or "
                         "tfds:NAME[/CONFIG][:SPLIT].")
-    text_column: str | None = setting(None, "TFDS feature holding the text [default: the "
-                                      "first text feature].")
+    text_column: str | None = setting(None, "TFDS feature, or column of a TSV / CSV / JSONL "
+                                      "file, holding the text (a table's rows are read one "
+                                      "a line) [default: the first text feature; a table's "
+                                      "text, sentence, review, ... column].")
     tokenizer: str = setting("char", "SentencePiece model type trained on the training text; "
                              "each reproduces the text exactly.", TOKENIZERS,
                              section="tokenizer")
@@ -184,7 +186,7 @@ class LanguageModelTask(Task):
         return {"text": TextInputter(settings.tokenizer, settings.vocab_size, exact_text=True)}
 
     def read_training_data(self, settings):
-        if not sources.should_stream(settings):
+        if sources.is_table(settings.data) or not sources.should_stream(settings):
             return super().read_training_data(settings)
         sources.check_file(settings.data)
         valid = self.read(settings.valid, "validation", settings.text_column) \
@@ -238,6 +240,15 @@ class LanguageModelTask(Task):
         log.info("%d validation tokens.", len(valid_ids))
         return streams.stream_dataset(streams.with_bos(valid_ids), settings.batch_size,
                                       valid_length, "validation")
+
+    def shared_layers(self, model):
+        """Embedding and encoder, and the output layer (an LM fine-tuned from an LM)."""
+        output = {"lm_output": [model.logits_layer]} if model.logits_layer is not None else {
+            "lm_output": [transfer.WeightGroup(
+                *(model.projection.weights if model.projection is not None else []),
+                model.output_bias)]}
+        return {"embedding": [model.embedding], **transfer.encoder_layers(model.encoder),
+                **output}
 
     def baseline_loss(self, settings, inputters, train):
         """Each token's frequency in (up to a million characters of) the training text

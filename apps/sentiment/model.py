@@ -26,7 +26,8 @@ class Member(keras.layers.Layer):
     def call(self, ids, mask, training=None):
         x = self.embedding_dropout(self.embedding(ids), training=training)
         sequence, states = self.encoder(x, mask=mask, training=training)
-        last = self.encoder.last_output(states) if self.pooling.mode == "last" else None
+        last = self.encoder.last_output(states) if self.pooling.mode in ("last", "concat") \
+            else None
         pooled = self.pooling(sequence, mask, last=last)
         return self.classifier(self.output_dropout(pooled, training=training))
 

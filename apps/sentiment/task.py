@@ -16,14 +16,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from apps import plots, runner, schedule
+from apps import plots, runner, schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
-from apps.settings import StreamingSettings, TaskSettings, setting
+from apps.settings import (
+    ScheduleSettings,
+    StreamingSettings,
+    TaskSettings,
+    TransferSettings,
+    setting,
+)
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
 from pipelines import batching, records, sources
@@ -33,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SentimentSettings(TaskSettings, StreamingSettings):
+class SentimentSettings(TaskSettings, StreamingSettings, ScheduleSettings, TransferSettings):
     """Everything `apps sentiment train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:imdb_reviews", "Training data: a TSV/CSV/JSONL file with a "
@@ -48,6 +54,7 @@ class SentimentSettings(TaskSettings, StreamingSettings):
     members: int = setting(1, "Train this many classifiers side by side and average their "
                            "predictions (an ensemble in one model).", section="model")
     dropout: float = 0.3  # small labelled sets overfit within a few epochs
+    lr_schedule: str = "constant"  # measured on MR; cosine (warm-up, decay) for fine-tuning
     patience: int = 3
 
     def validate(self) -> None:
@@ -137,6 +144,12 @@ class SentimentTask(Task):
         train_columns = columns(train, settings.data)
         return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
             train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
+
+    def shared_layers(self, model):
+        """Every member's embedding and encoder (each receives the source's)."""
+        return transfer.merged(*({"embedding": [member.embedding],
+                                  **transfer.encoder_layers(member.encoder)}
+                                 for member in model.members))
 
     def baseline_loss(self, settings, inputters, train):
         return unigram_loss(inputters["label"].counts)
