@@ -138,3 +138,18 @@ def test_two_loopback_workers_each_read_their_own_half(tmp_path):
     assert "this worker reads records 2, 4, ... (shard 2 of 2)" in outputs[0]
     assert "this worker reads records 1, 3, ... (shard 1 of 2)" in outputs[1]
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_a_large_text_is_sampled_in_blocks_of_whole_lines(tmp_path):
+    lines = [f"line {i} of the corpus\n" for i in range(200_000)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(lines), encoding="utf-8")
+    size = path.stat().st_size
+    sample = streams.sampled_lines(path, size, 2000, seed=1)
+    assert 1500 < len(sample) < 2500 and set(sample) <= set(lines)  # whole lines
+    numbers = [int(line.split()[1]) for line in sample]
+    assert min(numbers) < 20_000 and max(numbers) > 180_000  # spread over the text
+    assert sample == streams.sampled_lines(path, size, 2000, seed=1)
+    assert sample != streams.sampled_lines(path, size, 2000, seed=2)
+    small = streams.sampled_lines(path, 1000, 2000, seed=1)  # the first 1,000 bytes: all
+    assert "".join(small) == path.read_bytes()[:1000].decode()
