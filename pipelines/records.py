@@ -233,6 +233,28 @@ class JsonlReader(RecordReader):
             yield number, tuple(str(row[key]) for key in self.keys)
 
 
+@dataclass
+class DatasetReader(RecordReader):
+    """Chosen features of a `tf.data` pipeline that reads its own files (a TFDS split,
+    whose `as_dataset` is one): `make()` builds it again for every pass, which is read
+    a chunk of records at a time; `convert` turns each feature's value into a string."""
+
+    make: Callable[[], object]
+    keys: tuple[str, ...]
+    convert: tuple[Callable[[object], str], ...]
+    name: str = ""
+
+    def __post_init__(self):
+        self.width = len(self.keys)
+
+    def records(self, skipped):
+        number = 0
+        for chunk in self.make().batch(512).as_numpy_iterator():
+            for values in zip(*(chunk[key] for key in self.keys)):
+                number += 1
+                yield number, tuple(f(value) for f, value in zip(self.convert, values))
+
+
 # ------------------------------------------------------------------------------- scan
 
 
