@@ -274,9 +274,11 @@ class StreamingSettings(Settings):
         "faster from memory).", STREAMING)
     shuffle_buffer: int = setting(100_000, "Records shuffled together when streaming (memory "
                                   "grows with it, not with the corpus).")
-    tokenizer_sample: int = setting(1_000_000, "Sentences (lines) the tokenizer learns from "
+    tokenizer_sample: int = setting(200_000, "Sentences (lines) the tokenizer learns from "
                                     "when streaming: a uniform sample drawn in one pass over "
-                                    "the training data.", section="tokenizer")
+                                    "the training data (SentencePiece's time grows with it: "
+                                    "about a minute of CPU per million sentences).",
+                                    section="tokenizer")
 
     def validate(self) -> None:
         super().validate()

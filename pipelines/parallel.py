@@ -88,7 +88,11 @@ def pair_reader(source: str, source_lang: str | None = None, target_lang: str | 
     """The streaming reader of a prefix or a table of pairs (the same columns and checks
     as `read_parallel`, decided from the header or first line alone)."""
     if is_tfds(source):
-        raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
+        parsed = TfdsSpec.parse(source)
+        _, info = tfds_load(parsed, "train")
+        keys = tfds_pair_keys(parsed, info, source_lang, target_lang)
+        return records.DatasetReader(lambda: tfds_load(parsed, "train")[0], keys,
+                                     (_text, _text), name=source)
     path = Path(source)
     if not path.is_file():
         if not source_lang or not target_lang:
@@ -257,14 +261,7 @@ def read_tfds_pairs(spec: str, source_lang: str | None, target_lang: str | None,
     """Pairs from a TFDS translation set, its languages named by feature (e.g. pt, en)."""
     parsed = TfdsSpec.parse(spec)
     dataset, info = tfds_load(parsed, default_split)
-    supervised = tuple(info.supervised_keys or ())
-    languages = (source_lang or (supervised[0] if len(supervised) == 2 else None),
-                 target_lang or (supervised[1] if len(supervised) == 2 else None))
-    if None in languages:
-        raise DataError(f"TensorFlow Datasets '{parsed.name}' does not say which feature is "
-                        f"the source (features: {', '.join(info.features.keys())}): pass "
-                        "--source-lang and --target-lang.")
-    keys = [feature_key(info.features, lang, "text", parsed) for lang in languages]
+    keys = tfds_pair_keys(parsed, info, source_lang, target_lang)
     sources, targets = [], []
     for example in dataset.as_numpy_iterator():
         sources.append(_text(example[keys[0]]))
@@ -272,6 +269,20 @@ def read_tfds_pairs(spec: str, source_lang: str | None, target_lang: str | None,
     if not sources:
         raise DataError(f"TensorFlow Datasets '{spec}' gave no examples.")
     return Pairs(sources, targets)
+
+
+def tfds_pair_keys(parsed: TfdsSpec, info, source_lang: str | None,
+                   target_lang: str | None) -> tuple[str, str]:
+    """The source and target features of a TFDS translation set: named, or its
+    supervised keys."""
+    supervised = tuple(info.supervised_keys or ())
+    languages = (source_lang or (supervised[0] if len(supervised) == 2 else None),
+                 target_lang or (supervised[1] if len(supervised) == 2 else None))
+    if None in languages:
+        raise DataError(f"TensorFlow Datasets '{parsed.name}' does not say which feature is "
+                        f"the source (features: {', '.join(info.features.keys())}): pass "
+                        "--source-lang and --target-lang.")
+    return tuple(feature_key(info.features, lang, "text", parsed) for lang in languages)
 
 
 def _text(value) -> str:

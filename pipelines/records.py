@@ -18,9 +18,12 @@ run's seed and the epoch (`DataOrder`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import logging
+import math
 import os
 import random
 from collections import Counter
@@ -128,20 +131,28 @@ class LinePairsReader(RecordReader):
         self.name = self.name or " / ".join(map(str, self.paths))
 
     def records(self, skipped):
-        streams = [_lines(path, "while training") for path in self.paths]
-        number = 0
-        for number, *raws in _zip_longest(streams):
-            if any(raw is None for raw in raws):
-                counts = self._count_lines()
-                raise SourceChanged(
-                    f"'{self.paths[0]}' has {counts[0]} lines but '{self.paths[1]}' has "
-                    f"{counts[1]}: line N of one must translate line N of the other.")
+        # zip_longest in C, not a Python loop per line: a pass over 3M pairs takes seconds
+        with contextlib.ExitStack() as files:
+            handles = [files.enter_context(_open(path, "while training"))
+                       for path in self.paths]
+            number = 0
             try:
-                values = tuple(raw.decode("utf-8").rstrip("\r\n") for raw in raws)
-            except UnicodeDecodeError:
-                skipped.add(f"line {number} of {self.name}", "is not UTF-8")
-                continue
-            yield number, values
+                for number, raws in enumerate(itertools.zip_longest(*handles), start=1):
+                    if None in raws:
+                        counts = self._count_lines()
+                        raise SourceChanged(
+                            f"'{self.paths[0]}' has {counts[0]} lines but '{self.paths[1]}' "
+                            f"has {counts[1]}: line N of one must translate line N of the "
+                            "other.")
+                    try:
+                        values = tuple([raw.decode("utf-8").rstrip("\r\n") for raw in raws])
+                    except UnicodeDecodeError:
+                        skipped.add(f"line {number} of {self.name}", "is not UTF-8")
+                        continue
+                    yield number, values
+            except OSError as error:
+                raise SourceChanged(f"Reading '{self.name}' failed while training "
+                                    f"({error.strerror}).") from None
         if self.lines is not None and number != self.lines:
             raise SourceChanged(f"'{self.paths[0]}' had {self.lines} lines before training and "
                                 f"{number} now: the data changed while training read it.")
@@ -153,17 +164,6 @@ class LinePairsReader(RecordReader):
             with _open(path, "while training") as handle:
                 counts.append(sum(1 for _ in handle))
         return counts
-
-
-def _zip_longest(streams):
-    """(number, raw line of each file) until every file ends; None where one ended."""
-    iterators = [iter(s) for s in streams]
-    while True:
-        items = [next(it, None) for it in iterators]
-        if all(item is None for item in items):
-            return
-        number = next(item[0] for item in items if item is not None)
-        yield (number, *[None if item is None else item[1] for item in items])
 
 
 @dataclass
@@ -233,6 +233,28 @@ class JsonlReader(RecordReader):
             yield number, tuple(str(row[key]) for key in self.keys)
 
 
+@dataclass
+class DatasetReader(RecordReader):
+    """Chosen features of a `tf.data` pipeline that reads its own files (a TFDS split,
+    whose `as_dataset` is one): `make()` builds it again for every pass, which is read
+    a chunk of records at a time; `convert` turns each feature's value into a string."""
+
+    make: Callable[[], object]
+    keys: tuple[str, ...]
+    convert: tuple[Callable[[object], str], ...]
+    name: str = ""
+
+    def __post_init__(self):
+        self.width = len(self.keys)
+
+    def records(self, skipped):
+        number = 0
+        for chunk in self.make().batch(512).as_numpy_iterator():
+            for values in zip(*(chunk[key] for key in self.keys)):
+                number += 1
+                yield number, tuple(f(value) for f, value in zip(self.convert, values))
+
+
 # ------------------------------------------------------------------------------- scan
 
 
@@ -267,46 +289,83 @@ class Scan:
 def scan(reader: RecordReader, seed: int, sample_size: int, text_sides: tuple[int, ...],
          label_side: int | None = None, hold_out_fraction: float | None = None,
          keep: Callable[[tuple[str, ...]], bool] = lambda values: True) -> Scan:
-    """One pass: count, reservoir-sample texts and records, count labels, hold out.
+    """One pass: count, reservoir-sample records (their texts and lengths), count labels,
+    hold out.
 
-    `text_sides` are the positions whose texts feed the tokenizer sample (reservoir
-    sampling, Algorithm R, seeded: the sample is the same on every worker). `keep`
-    drops records the task never trains on (an empty side), counted as skipped.
+    `text_sides` are the positions whose texts feed the tokenizer sample, `sample_size`
+    texts in all (a seeded `Reservoir` of records: the sample is the same on every
+    worker). `keep` drops records the task never trains on (an empty side), counted as
+    skipped.
     """
     found, skipped = Scan(), SkippedRecords(reader.name)
-    found.text_samples = [[] for _ in text_sides]
     per_side = max(1, sample_size // max(1, len(text_sides)))
-    draw = random.Random(seed)
-    seen = 0
+    sample = Reservoir(max(per_side, PAIR_SAMPLE), random.Random(seed))
+    hold = hold_out_fraction or 0.0
+    index = seen = 0
     for number, values in reader.records(skipped):
         if not keep(values):
             skipped.add(f"line {number} of {reader.name}", "has an empty field")
             continue
         index = found.records
         found.records += 1
-        if hold_out_fraction and len(found.held_out) < HELD_OUT_LIMIT and \
-                held_out(index, seed, hold_out_fraction):
+        if hold and held_out(index, seed, hold):
             found.held_out[index] = values
+            if len(found.held_out) == HELD_OUT_LIMIT:
+                hold = 0.0
             continue
+        if seen >= sample.next:  # the reservoir's next taker: one comparison a record
+            sample.take(values, seen)
         seen += 1
-        for sample, side in zip(found.text_samples, text_sides):
-            _reservoir_add(sample, values[side], seen, per_side, draw)
-        _reservoir_add(found.record_sample, values, seen, PAIR_SAMPLE, draw)
         if label_side is not None:
             found.labels[values[label_side].strip()] += 1
     skipped.report()
     if not found.records:
         raise DataError(f"'{reader.name}' holds no record to train on.")
+    chosen = sample.shuffled()
+    found.text_samples = [[values[side] for values in chosen[:per_side]]
+                          for side in text_sides]
+    found.record_sample = chosen[:PAIR_SAMPLE]
     return found
 
 
-def _reservoir_add(sample: list, value, seen: int, size: int, draw: random.Random) -> None:
-    if len(sample) < size:
-        sample.append(value)
-        return
-    slot = draw.randrange(seen)
-    if slot < size:
-        sample[slot] = value
+class Reservoir:
+    """A uniform, seeded sample of `size` items of a stream of unknown length (Li's
+    Algorithm L: after the first `size` items, random draws only for the items it takes,
+    so the caller compares an item's position with `next` and calls `take` only then)."""
+
+    def __init__(self, size: int, draw: random.Random):
+        self.size, self.draw, self.items = size, draw, []
+        self.next, self._weight = 0, 1.0
+
+    def take(self, item, position: int) -> None:
+        """Take item number `position` (which is `next`)."""
+        if len(self.items) < self.size:
+            self.items.append(item)
+            self.next = position + 1
+            if len(self.items) == self.size:
+                self._weight = math.exp(math.log(self._uniform()) / self.size)
+                self._skip(position)
+            return
+        self.items[self.draw.randrange(self.size)] = item
+        self._weight *= math.exp(math.log(self._uniform()) / self.size)
+        self._skip(position)
+
+    def _skip(self, position: int) -> None:
+        if self._weight >= 1.0:
+            self.next = position + 1
+            return
+        self.next = position + 1 + int(math.log(self._uniform()) / math.log1p(-self._weight))
+
+    def _uniform(self) -> float:
+        while not (value := self.draw.random()):
+            pass
+        return value
+
+    def shuffled(self) -> list:
+        """The sample in a seeded random order, so any prefix of it is a uniform sample."""
+        items = list(self.items)
+        self.draw.shuffle(items)
+        return items
 
 
 # ---------------------------------------------------------------------------- passes

@@ -189,7 +189,7 @@ def labeled_reader(source: str, text_column: str | None = None,
     from pipelines import records
 
     if is_tfds(source):
-        raise DataError(f"'{source}' cannot be streamed: pass --streaming off.")
+        return labeled_tfds_reader(source, text_column, label_column)
     path = check_file(Path(source))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
@@ -214,9 +214,10 @@ def file_bytes(source: str, *suffixes: str) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
 
-def should_stream(settings, *suffixes: str) -> bool:
-    """--streaming: on, off, or auto (files over STREAM_ABOVE_BYTES)."""
-    if settings.streaming == "on" and is_tfds(settings.data):
+def should_stream(settings, *suffixes: str, tfds_streams: bool = True) -> bool:
+    """--streaming: on, off, or auto (files over STREAM_ABOVE_BYTES; a `tfds:` set is
+    read into memory under auto, streamed under on where `tfds_streams`)."""
+    if settings.streaming == "on" and is_tfds(settings.data) and not tfds_streams:
         raise DataError(f"'{settings.data}' is read through TensorFlow Datasets, not streamed "
                         "from files: leave --streaming at auto or off.")
     if settings.streaming == "auto":
@@ -271,6 +272,23 @@ def feature_key(features, wanted: str | None, kind: str, spec: TfdsSpec) -> str:
             f"(features: {', '.join(keys)}): pass --{kind}-column."
         )
     return matches[0]
+
+
+def labeled_tfds_reader(spec: str, text_column: str | None = None,
+                        label_column: str | None = None, split: str = "train"):
+    """The streaming reader of a TFDS text-classification split: (text, label name)
+    records from TFDS's own `tf.data` pipeline, loaded again for every pass."""
+    from pipelines import records
+
+    parsed = TfdsSpec.parse(spec)
+    _, info = tfds_load(parsed, split)
+    keys = (feature_key(info.features, text_column, "text", parsed),
+            feature_key(info.features, label_column, "label", parsed))
+    label_feature = info.features[keys[1]]
+    return records.DatasetReader(
+        lambda: tfds_load(parsed, split)[0], keys,
+        (lambda value: value.decode("utf-8", errors="replace"),
+         lambda value: label_feature.int2str(int(value))), name=spec)
 
 
 def read_labeled_tfds(

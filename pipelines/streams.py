@@ -188,9 +188,7 @@ class CorpusFile:
              ) -> tuple[CorpusFile, str | None]:
         """The corpus and, with `hold_out`, its held-out end as text: the last
         `hold_out` share of the file, cut at a line start, at most VALID_LIMIT_BYTES (so
-        validation does not grow with the corpus). One pass reads the sample."""
-        import random
-
+        validation does not grow with the corpus), and its tokenizer's `sampled_lines`."""
         size = os.path.getsize(path)
         end, valid = size, None
         if hold_out:
@@ -201,18 +199,38 @@ class CorpusFile:
             if end <= 0 or not valid.strip():
                 raise DataError(f"'{path}' is too short to hold its end out for validation: "
                                 "pass --valid.")
-        sample, draw, seen = [], random.Random(seed), 0
-        with open(path, "rb") as handle:
-            while handle.tell() < end:
-                line = handle.readline()
-                if handle.tell() > end:
-                    line = line[: len(line) - (handle.tell() - end)]
-                seen += 1
-                text = line.decode("utf-8", errors="replace")
-                if len(sample) < sample_size:
-                    sample.append(text)
-                elif (slot := draw.randrange(seen)) < sample_size:
-                    sample[slot] = text
-                if not line:
-                    break
-        return cls(path, end, sample), valid
+        return cls(path, end, sampled_lines(path, end, sample_size, seed)), valid
+
+
+SAMPLE_BLOCK = 16 << 10  # bytes read at each sampled place of a large text, at most
+
+
+def sampled_lines(path, end: int, size: int, seed: int) -> list[str]:
+    """About `size` lines of bytes [0, end) of a text for its tokenizer: every line when
+    the text is small, else the whole lines of seeded random blocks (at least 256 of
+    them, of at most SAMPLE_BLOCK bytes) spread over the text: a sample by volume of
+    text, which is what the piece statistics count, and a gigabyte costs a few thousand
+    reads, not a pass in Python."""
+    import random
+
+    with open(path, "rb") as handle:
+        head = handle.read(min(end, SAMPLE_BLOCK))
+        per_line = len(head) / max(1, head.count(b"\n"))
+        if end <= 4 * size * per_line:  # small: the lines themselves
+            handle.seek(0)
+            lines = handle.read(end).decode("utf-8", errors="replace").splitlines(True)
+            return lines if len(lines) <= size else random.Random(seed).sample(lines, size)
+        wanted = size * per_line
+        width = int(max(1024, min(SAMPLE_BLOCK, wanted // 256)))
+        blocks = max(1, round(wanted / width))
+        starts = sorted(random.Random(seed).sample(range(end // width), blocks))
+        lines: list[str] = []
+        for block in starts:
+            handle.seek(block * width)
+            data = handle.read(min(width, end - block * width))
+            if block and b"\n" in data[:-1]:  # from the first line start inside it
+                data = data[data.find(b"\n") + 1:]
+            data = data[: data.rfind(b"\n") + 1] or data  # to its last whole line, if any
+            lines.extend(line.decode("utf-8", errors="replace")
+                         for line in data.splitlines(keepends=True))
+    return lines

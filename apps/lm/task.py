@@ -186,7 +186,8 @@ class LanguageModelTask(Task):
         return {"text": TextInputter(settings.tokenizer, settings.vocab_size, exact_text=True)}
 
     def read_training_data(self, settings):
-        if sources.is_table(settings.data) or not sources.should_stream(settings):
+        if sources.is_table(settings.data) or \
+                not sources.should_stream(settings, tfds_streams=False):
             return super().read_training_data(settings)
         sources.check_file(settings.data)
         valid = self.read(settings.valid, "validation", settings.text_column) \

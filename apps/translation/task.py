@@ -135,18 +135,22 @@ def streamed_pairs(settings, inputters, train: records.Streamed):
     boundaries = batching.bucket_boundaries(kept, settings.batch_size)
     steps = batching.stream_steps(round(train.scan.training_records * keep_rate / workers)
                                   * workers, settings.batch_size, boundaries)
-    eos = tf.constant([EOS_ID], tf.int32)
+    def chunk(sources, targets):
+        """A chunk of pairs tokenised, the long ones dropped, each target with its end id,
+        and each pair's bucket length: whole-chunk ops, not one op per pair."""
+        s, t = source.tokenize(sources, cut=False), target.tokenize(targets, cut=False)
+        t = tf.concat([t, tf.fill([t.nrows(), 1], tf.constant(EOS_ID, t.dtype))], axis=1)
+        keep = tf.logical_and(s.row_lengths() <= settings.max_length,
+                              t.row_lengths() <= settings.max_length + 1)
+        s, t = tf.ragged.boolean_mask(s, keep), tf.ragged.boolean_mask(t, keep)
+        return tf.cast(tf.maximum(s.row_lengths(), t.row_lengths()), tf.int32), s, t
 
     def pass_data(pass_index: int) -> tf.data.Dataset:  # apps.training's contract
         order = records.DataOrder(settings.seed, pass_index)
         rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
                                                               both_sides), 2)
-        rows = batching.tokenized_rows(rows, lambda s, t: (source.tokenize(s, cut=False),
-                                                            target.tokenize(t, cut=False)))
-        rows = rows.filter(lambda s, t: tf.logical_and(tf.size(s) <= settings.max_length,
-                                                       tf.size(t) <= settings.max_length))
-        rows = rows.map(lambda s, t: (tf.maximum(tf.size(s), tf.size(t) + 1), s,
-                                      tf.concat([t, eos], 0)))
+        rows = batching.tokenized_rows(rows, chunk).map(  # rows as plain tensors
+            lambda length, s, t: (length, tf.identity(s), tf.identity(t)))
         return batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
 
     log.info("%d batches an epoch, shuffled %d pairs at a time.", steps,

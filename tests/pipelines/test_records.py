@@ -134,3 +134,23 @@ def test_the_streaming_readers_pick_the_same_columns_as_the_in_memory_ones(tmp_p
         [("Ein Hund.", "A dog.")]
     with pytest.raises(DataError, match="pass --source-lang and --target-lang"):
         parallel.pair_reader(str(tmp_path / "train"))
+
+
+def test_the_reservoir_is_a_uniform_seeded_sample_of_a_long_stream():
+    import random
+
+    def sample(seed, size=1000, length=100_000):
+        reservoir = records.Reservoir(size, random.Random(seed))
+        for position in range(length):
+            if position >= reservoir.next:
+                reservoir.take(position, position)
+        return reservoir.shuffled()
+
+    chosen = sample(1)
+    assert len(chosen) == len(set(chosen)) == 1000 and chosen == sample(1)
+    assert chosen != sample(2)
+    # uniform: the mean position is 49,999.5 give or take 913 (one standard error)
+    assert abs(sum(chosen) / 1000 - 49_999.5) < 4 * 913
+    assert abs(sum(x < 50_000 for x in chosen) - 500) < 4 * 16
+    assert abs(sum(chosen[:100]) / 100 - 49_999.5) < 4 * 2887  # a prefix too
+    assert sorted(sample(1, size=10, length=7)) == list(range(7))

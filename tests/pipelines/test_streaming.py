@@ -138,3 +138,49 @@ def test_two_loopback_workers_each_read_their_own_half(tmp_path):
     assert "this worker reads records 2, 4, ... (shard 2 of 2)" in outputs[0]
     assert "this worker reads records 1, 3, ... (shard 1 of 2)" in outputs[1]
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_a_large_text_is_sampled_in_blocks_of_whole_lines(tmp_path):
+    lines = [f"line {i} of the corpus\n" for i in range(200_000)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(lines), encoding="utf-8")
+    size = path.stat().st_size
+    sample = streams.sampled_lines(path, size, 2000, seed=1)
+    assert 1500 < len(sample) < 2500 and set(sample) <= set(lines)  # whole lines
+    numbers = [int(line.split()[1]) for line in sample]
+    assert min(numbers) < 20_000 and max(numbers) > 180_000  # spread over the text
+    assert sample == streams.sampled_lines(path, size, 2000, seed=1)
+    assert sample != streams.sampled_lines(path, size, 2000, seed=2)
+    small = streams.sampled_lines(path, 1000, 2000, seed=1)  # the first 1,000 bytes: all
+    assert "".join(small) == path.read_bytes()[:1000].decode()
+
+
+def test_tfds_sets_stream_through_their_own_pipeline(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from pipelines import records, sources
+
+    rows = [line.strip() for line in (ROOT / "tests/data/german_sentences.txt").read_text(
+        encoding="utf-8").splitlines() if line.strip()] * 20
+    made = []
+
+    def splits(builder, split, **_):
+        made.append(str(split))
+        if builder.name == "imdb_reviews":
+            return tf.data.Dataset.from_tensor_slices({"text": rows[:30], "label":
+                                                       [i % 2 for i in range(30)]})
+        return tf.data.Dataset.from_tensor_slices({"pt": rows, "en": [r.upper() for r in rows]})
+
+    settings = TranslationSettings(data="tfds:ted_hrlr_translate/pt_to_en", streaming="on",
+                                   epochs=1, units=8, embedding_dim=8, vocab_size=120,
+                                   batch_size=16, shuffle_buffer=64)
+    with tfds.testing.mock_data(as_dataset_fn=splits):
+        train, _ = TRANSLATION.read_training_data(settings)
+        assert isinstance(train.reader, records.DatasetReader)
+        assert train.scan.records == len(rows)  # counted in one pass, never listed
+        _, report = runner.train(TRANSLATION, settings, tmp_path / "run", verbose=0)
+        labeled = sources.labeled_reader("tfds:imdb_reviews")
+        got = [values for _, values in labeled.records(records.SkippedRecords("imdb"))]
+    assert report["epochs_run"] == 1 and report["sentences"] > 0
+    assert made.count("train") >= 3  # the scan, then every training pass reads it again
+    assert got[:2] == [(rows[0], "neg"), (rows[1], "pos")] and len(got) == 30
