@@ -17,6 +17,7 @@ Examples:
   apps speech train --data fsdd/train.csv --output runs/digits
   apps speech train --data tfds:spoken_digit --time-budget 10m
   apps speech evaluate runs/digits --data fsdd/test.csv --json
+  apps speech evaluate runs/digits --data fsdd/test.csv --join-recordings 1000
   apps speech transcribe runs/digits recording.wav other.wav
   apps speech transcribe saved_models/speech/1 --input files.txt --json
   apps speech export runs/digits --beam-size 8
@@ -60,7 +61,19 @@ BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1), default=1, show_de
                         "exported.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                     help="Recordings per batch.")
-speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
+JOIN_OPTIONS = [
+    option("--join-recordings", type=click.IntRange(min=1), section="data",
+           help="Score connected speech instead: this many sequences joined from the data's "
+                "recordings (--join-min to --join-max each, 100-300 ms of silence between; "
+                "a fixed draw by --join-seed)."),
+    option("--join-min", type=click.IntRange(min=1), section="data",
+           help="Fewest recordings in a joined sequence.  [default: 2]"),
+    option("--join-max", type=click.IntRange(min=1), section="data",
+           help="Most recordings in a joined sequence.  [default: 7]"),
+    option("--join-seed", type=int, section="data",
+           help="Seed of the joined sequences' draw.  [default: 0]"),
+]
+speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE, *JOIN_OPTIONS],
                     export_options=[option("--beam-size", type=click.IntRange(min=1), default=1,
                                            show_default=True,
                                            help="CTC beam width inside the exported graph; 1 "

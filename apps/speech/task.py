@@ -22,13 +22,14 @@ import tensorflow as tf
 
 from apps import runner, schedule
 from apps.config import require
-from apps.errors import DataError, graph_assertion
+from apps.errors import ConfigError, DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
-from apps.speech import decoding
+from apps.speech import decoding, joining
 from apps.speech.data import recording_batches
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
+from pipelines import batching
 from pipelines.audio import (
     AudioInputter,
     AudioProblem,
@@ -79,6 +80,13 @@ class SpeechSettings(ScheduledTaskSettings):
     speed_perturb: float = setting(0.1, "Speed perturbation (training only): each utterance "
                                    "is resampled by a random factor in [1 - this, 1 + this], "
                                    "tempo and pitch together; 0: off.", section="features")
+    join_recordings: int = setting(
+        0, "Connected speech for corpora of isolated words: sequences joined per training "
+        "pass from the training recordings (--join-min to --join-max of them, 100-300 ms of "
+        "silence between; a new seeded draw every pass); validation gets sequences joined "
+        "from its own recordings in the same proportion. 0: off.", section="features")
+    join_min: int = setting(2, "Fewest recordings in a joined sequence.", section="features")
+    join_max: int = setting(7, "Most recordings in a joined sequence.", section="features")
     noise_snr: float | None = setting(None, "Additive white noise (training only) at a random "
                                       "signal-to-noise ratio between this and 20 dB more, per "
                                       "utterance, e.g. 10 [default: no noise].",
@@ -104,6 +112,11 @@ class SpeechSettings(ScheduledTaskSettings):
             require(getattr(self, key) >= 1, key, "a positive whole number", getattr(self, key))
         for key in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
+        require(self.join_recordings >= 0, "join_recordings", "zero or more",
+                self.join_recordings)
+        require(self.join_min >= 1, "join_min", "a positive whole number", self.join_min)
+        require(self.join_max >= self.join_min, "join_max", "at least --join-min "
+                f"({self.join_min})", self.join_max)
         require(0 <= self.speed_perturb < 1, "speed_perturb", "at least 0 and below 1",
                 self.speed_perturb)
         require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
@@ -259,6 +272,35 @@ class SpeechTask(Task):
     def read(self, source, default_split):
         return read_recordings(source, default_split).as_examples()
 
+    def read_training_data(self, settings):
+        """With --join-recordings, validation also reads connected speech: sequences
+        joined from its own recordings (a fixed draw), as many in proportion as training
+        joins from its recordings every pass."""
+        train, valid = super().read_training_data(settings)
+        if settings.join_recordings:
+            count = max(1, round(settings.join_recordings * len(valid["audio"])
+                                 / len(train["audio"])))
+            valid = joining.concat(valid, joining.joined(
+                valid, count, settings.join_min, settings.join_max, [settings.seed, 1]))
+            log.info("Joining %d sequences of %d-%d recordings per training pass; validation: "
+                     "%d of its recordings and %d sequences joined from them.",
+                     settings.join_recordings, settings.join_min, settings.join_max,
+                     len(valid["audio"]) - count, count)
+        return train, valid
+
+    def read_evaluation_data(self, source, join_recordings=None, join_min=None,
+                             join_max=None, join_seed=None, **options):
+        """The recordings, or with `join_recordings` that many sequences joined from them
+        (`join_min`..`join_max` recordings each, a draw fixed by `join_seed`) instead."""
+        examples = super().read_evaluation_data(source, **options)
+        if not join_recordings:
+            return examples
+        fewest = join_min or SpeechSettings.join_min
+        most = join_max or SpeechSettings.join_max
+        if most < fewest:
+            raise ConfigError(f"--join-max ({most}) must be at least --join-min ({fewest}).")
+        return joining.joined(examples, join_recordings, fewest, most, [join_seed or 0, 2])
+
     def make_inputters(self, settings):
         return {"audio": AudioInputter(settings.sample_rate, settings.mels),
                 "text": TextInputter(settings.tokenizer, settings.vocab_size)}
@@ -288,6 +330,16 @@ class SpeechTask(Task):
                             audio.sample_rate, source)
             return examples, text.encode(examples["text"]), source
 
+        def with_joined(data, seed: int):
+            """The training recordings and this pass' sequences joined from them."""
+            examples, ids, source = data
+            if not settings.join_recordings:
+                return data
+            extra = joining.joined(train, settings.join_recordings, settings.join_min,
+                                   settings.join_max, [seed, 0])
+            return (joining.concat(examples, extra),
+                    batching.Ragged.concat([ids, text.encode(extra["text"])]), source)
+
         def batches(data, seed: int, training: bool):
             examples, ids, source = data
             return recording_batches(audio, examples, ids, settings.batch_size, seed, source,
@@ -296,8 +348,12 @@ class SpeechTask(Task):
         train_data = prepared(train, settings.data)
         valid_data = batches(prepared(valid, settings.valid or settings.data), settings.seed,
                              False)
-        return (lambda epoch: batches(  # pass `epoch` of the training data: apps.training
-            train_data, pass_seed(settings.seed, epoch), True), valid_data)
+
+        def training_pass(epoch: int):  # pass `epoch` of the training data: apps.training
+            seed = pass_seed(settings.seed, epoch)
+            return batches(with_joined(train_data, seed), seed, True)
+
+        return training_pass, valid_data
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)
