@@ -21,6 +21,7 @@ Examples:
   apps speech transcribe runs/digits recording.wav other.wav
   apps speech transcribe saved_models/speech/1 --input files.txt --json
   apps speech export runs/digits --beam-size 8
+  apps speech evaluate runs/an4 --data an4/test.csv --beam-size 16 --lm runs/an4-lm
 """
 
 
@@ -61,6 +62,17 @@ BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1), default=1, show_de
                         "exported.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                     help="Recordings per batch.")
+LM_OPTIONS = [
+    option("--lm", type=click.Path(path_type=Path), section="decoding",
+           help="Fuse a language model into the beam search: an `apps lm` run directory "
+                "(a character LM of transcripts, one per line). Needs --beam-size 2 or more "
+                "and a run directory as MODEL."),
+    option("--lm-weight", type=float, section="decoding",
+           help="Weight of the language model's log probability.  [default: 0.5]"),
+    option("--word-bonus", type=float, section="decoding",
+           help="Added per word of the transcript (offsets the LM's cost of every word).  "
+                "[default: 0]"),
+]
 JOIN_OPTIONS = [
     option("--join-recordings", type=click.IntRange(min=1), section="data",
            help="Score connected speech instead: this many sequences joined from the data's "
@@ -73,7 +85,8 @@ JOIN_OPTIONS = [
     option("--join-seed", type=int, section="data",
            help="Seed of the joined sequences' draw.  [default: 0]"),
 ]
-speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE, *JOIN_OPTIONS],
+speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE, *LM_OPTIONS,
+                                                     *JOIN_OPTIONS],
                     export_options=[option("--beam-size", type=click.IntRange(min=1), default=1,
                                            show_default=True,
                                            help="CTC beam width inside the exported graph; 1 "
@@ -89,12 +102,16 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE, *
 @input_option("audio path", blank_lines="")
 @BEAM_SIZE
 @BATCH_SIZE
+@LM_OPTIONS[0]
+@LM_OPTIONS[1]
+@LM_OPTIONS[2]
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per file: {"path", "transcript", "score"}.')
-def transcribe(model, wavs, input_file, beam_size, batch_size, as_json):
+def transcribe(model, wavs, input_file, beam_size, batch_size, lm, lm_weight, word_bonus,
+               as_json):
     """Transcribe audio files (WAV, FLAC, OGG/Vorbis, NIST SPHERE) with MODEL (run directory
     or exported SavedModel); other rates are resampled, stereo is mixed down."""
     lines = read_inputs(wavs, input_file, "audio files").refuse_blank("no file to transcribe")
-    rows = answer(lines, lambda paths: task.transcribe_files(model, paths, beam_size,
-                                                             batch_size))
+    rows = answer(lines, lambda paths: task.transcribe_files(
+        model, paths, beam_size, batch_size, lm, lm_weight, word_bonus))
     echo_answers(rows, as_json, lambda row: f"{row['path']}\t{row['transcript']}")

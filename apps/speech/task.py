@@ -24,8 +24,9 @@ from apps import runner, schedule
 from apps.config import require
 from apps.errors import ConfigError, DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
-from apps.speech import decoding, joining
+from apps.speech import decoding, fusion, joining
 from apps.speech.data import recording_batches
+from apps.speech.fusion import Fusion
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
@@ -193,14 +194,16 @@ def padded(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_size: int = 32,
-               lengths: list[int] | None = None, read=None) -> tuple[list[str], list[float]]:
+               lengths: list[int] | None = None, read=None, fused: Fusion | None = None
+               ) -> tuple[list[str], list[float]]:
     """Transcripts and scores in input order; recordings of similar length share a batch.
 
     `recordings` are sample arrays at the model's rate, or anything `read` turns into
     them (a path, its bytes), read one batch at a time; `lengths` (about how many
-    samples each has) orders them when they are not arrays yet.
+    samples each has) orders them when they are not arrays yet. With `fused`, beam
+    search with a language model (apps.speech.fusion) decodes instead.
     """
-    run = _traced(trained, beam_size)
+    run = fused.runner(trained, beam_size) if fused else _traced(trained, beam_size)
     transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
     sizes = lengths if lengths is not None else [len(r) for r in recordings]
     order = np.argsort(sizes, kind="stable")
@@ -220,7 +223,7 @@ def transcribe(trained: Trained, recordings: list, beam_size: int = 1, batch_siz
 
 
 def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1,
-                        batch_size: int = 32) -> list[str]:
+                        batch_size: int = 32, fused: Fusion | None = None) -> list[str]:
     """Transcripts of a source's recordings, read from their files batch by batch; one
     that cannot be read any more is refused by name."""
     rate = sample_rate(trained)
@@ -237,7 +240,8 @@ def transcribe_examples(trained: Trained, examples: Examples, beam_size: int = 1
 
     lengths = [resampled_length(n, r, rate) for n, r in zip(examples["frames"],
                                                             examples["rate"])]
-    return transcribe(trained, examples["audio"], beam_size, batch_size, lengths, read)[0]
+    return transcribe(trained, examples["audio"], beam_size, batch_size, lengths, read,
+                      fused)[0]
 
 
 def examples_report(paths: list[str], references: list[str], hypotheses: list[str]
@@ -366,11 +370,13 @@ class SpeechTask(Task):
         return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int = 1,
-              batch_size: int = 32, **_):
-        """wer, cer, utterances, exact, and the best / median / worst transcriptions."""
+              batch_size: int = 32, lm=None, lm_weight=None, word_bonus=None, **_):
+        """wer, cer, utterances, exact, and the best / median / worst transcriptions;
+        with `lm` (a language model run), decoded by beam search fused with it."""
+        fused = fusion.from_options(trained, lm, lm_weight, word_bonus, beam_size)
         say_conversions(examples["path"], examples["rate"], examples["channels"],
                         sample_rate(trained), source)
-        hypotheses = transcribe_examples(trained, examples, beam_size, batch_size)
+        hypotheses = transcribe_examples(trained, examples, beam_size, batch_size, fused)
         return examples_report(examples["path"], examples["text"], hypotheses)
 
     def signatures(self, trained, beam_size: int = 1, **_):
@@ -395,11 +401,13 @@ TASK = SpeechTask()
 
 
 def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1,
-                     batch_size: int = 32) -> list[dict[str, Any]]:
+                     batch_size: int = 32, lm=None, lm_weight=None, word_bonus=None
+                     ) -> list[dict[str, Any]]:
     """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
     SPHERE), in order; other rates are resampled and several channels mixed down (each
     said once); a file that cannot be read is refused, named, in one sentence."""
     trained = model if isinstance(model, Trained) else runner.load(TASK, Path(model))
+    fused = fusion.from_options(trained, lm, lm_weight, word_bonus, beam_size)
     rate = sample_rate(trained)
     samples, rates, channels = [], [], []
     for path in paths:
@@ -413,6 +421,6 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int = 1
         rates.append(found_rate)
         channels.append(found_channels)
     say_conversions(paths, rates, channels, rate, "the input")
-    transcripts, scores = transcribe(trained, samples, beam_size, batch_size)
+    transcripts, scores = transcribe(trained, samples, beam_size, batch_size, fused=fused)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]
