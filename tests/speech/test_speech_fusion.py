@@ -87,8 +87,8 @@ def test_without_weight_it_finds_what_the_plain_beam_search_finds(speech, langua
     assert agree >= 9
 
 
-def test_evaluate_and_transcribe_take_the_language_model(tiny_run, language_model, corpus,
-                                                         exported):
+@pytest.mark.slow
+def test_evaluate_and_transcribe_take_the_language_model(tiny_run, language_model, corpus):
     args = ["--beam-size", "4", "--lm", language_model, "--lm-weight", "0.3"]
     result = run_cli("speech", "evaluate", tiny_run[0], "--data", corpus["test"], "--json",
                      *args)
@@ -99,9 +99,14 @@ def test_evaluate_and_transcribe_take_the_language_model(tiny_run, language_mode
                      "--json", *args)
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.output)) == {"path", "transcript", "score"}
-    for bad, message in ((["--beam-size", "1", "--lm", language_model], "--beam-size 2"),
-                         (["--lm-weight", "0.3"], "need --lm")):
-        result = run_cli("speech", "evaluate", tiny_run[0], "--data", corpus["test"], *bad)
-        assert result.exit_code != 0 and message in result.output, result.output
-    result = run_cli("speech", "evaluate", exported, "--data", corpus["test"], *args)
-    assert result.exit_code != 0 and "needs a run directory" in result.output
+
+
+def test_language_model_options_are_refused_in_one_sentence(tiny_run, language_model, corpus,
+                                                            exported):
+    for model, bad, message in (
+            (tiny_run[0], ["--beam-size", "1", "--lm", language_model], "--beam-size 2"),
+            (tiny_run[0], ["--lm-weight", "0.3"], "need --lm"),
+            (exported, ["--beam-size", "4", "--lm", language_model], "needs a run directory")):
+        result = run_cli("speech", "evaluate", model, "--data", corpus["test"], *bad)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
