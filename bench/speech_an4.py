@@ -32,7 +32,7 @@ CONFIG = ROOT / "bench" / "configs" / "speech_an4.yaml"
 LM_CONFIG = ROOT / "bench" / "configs" / "speech_an4_lm.yaml"
 BEAM = 16
 WEIGHTS = (0.3, 0.5, 0.8)
-BONUSES = (0.0, 1.0, 2.0)
+BONUSES = (0.0, 1.0, 2.0, 3.0)
 
 
 def write_splits(workdir: Path, valid_fraction: float, seed: int) -> dict[str, Path]:
@@ -90,7 +90,7 @@ def main() -> None:
                     speech, splits["valid"], "--beam-size", BEAM, "--lm", lm, "--lm-weight",
                     weight, "--word-bonus", bonus)
         fused = [k for k in rows if "LM" in k]
-        chosen = min(fused, key=lambda k: rows[k][0]["wer"])
+        chosen = min(fused, key=lambda k: (rows[k][0]["wer"], rows[k][0]["cer"]))
         weight, bonus = chosen.split("LM ")[1].split(" bonus ")
         test = {"greedy": evaluate(speech, AN4 / "test.csv"),
                 f"beam {BEAM}": evaluate(speech, AN4 / "test.csv", "--beam-size", BEAM),

@@ -71,7 +71,7 @@ LM_OPTIONS = [
            help="Weight of the language model's log probability.  [default: 0.5]"),
     option("--word-bonus", type=float, section="decoding",
            help="Added per word of the transcript (offsets the LM's cost of every word).  "
-                "[default: 0]"),
+                "[default: 2, with 0.5 the best of a grid on AN4 validation]"),
 ]
 JOIN_OPTIONS = [
     option("--join-recordings", type=click.IntRange(min=1), section="data",
