@@ -103,6 +103,7 @@ def test_evaluate_scores_joined_sequences(tiny_run, corpus):
     assert bad.exit_code != 0 and "--join-max" in bad.output and "Traceback" not in bad.output
 
 
+@pytest.mark.slow
 def test_a_resumed_joined_run_equals_the_uninterrupted_one(tmp_path, speech_settings,
                                                           monkeypatch):
     """The joined sequences are drawn from the pass seed: a run resumed mid-pass reads
