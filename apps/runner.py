@@ -306,14 +306,16 @@ def evaluate(task: Task, path: Path, data: str, **options) -> dict[str, Any]:
     """The task's metrics of the model at `path` on the data named `data`.
 
     `options` are the task's `column_options` (how to read `data`; None: what the model
-    knows, else guessed) and its `score` options; an unknown one is a TypeError."""
+    knows, else guessed), its `reading_options` and its `score` options; an unknown one
+    is a TypeError."""
     columns = {key: options.pop(key, None) for key in task.column_options}
+    reading = {key: options.pop(key) for key in task.reading_options if key in options}
     trained = load(task, path)
     known = task.evaluation_options(trained)
     columns = {key: value if value is not None else known.get(key)
                for key, value in columns.items()}
-    return task.score(trained, task.read_evaluation_data(data, columns), source=data,
-                      **options)
+    return task.score(trained, task.read_evaluation_data(data, columns, **reading),
+                      source=data, **options)
 
 
 # ------------------------------------------------------------------------------ export

@@ -91,7 +91,9 @@ class Task:
     monitor: str = "val_loss"  # the Keras log that picks the best epoch
     monitor_mode: str = "min"
 
-    column_options: tuple[str, ...] = ()  # settings / evaluate flags that `read` takes
+    column_options: tuple[str, ...] = ()
+    # other `evaluate` options that change what is read (`read_evaluation_data`)
+    reading_options: tuple[str, ...] = ()  # settings / evaluate flags that `read` takes
     kept_metrics: tuple[str, ...] = ()  # validation metrics metadata.json keeps (): all)
     # CPU flags on which `--precision auto` trains in mixed_bfloat16 (apps.precision)
     bfloat16_cpus: tuple[str, ...] = ("amx_bf16",)

@@ -1,5 +1,7 @@
-"""FSDD manifests for the speech benchmark: a held-out validation share of train.csv, and
-connected digits made by joining recordings with silence between them.
+"""FSDD manifests for the speech benchmark's peer (bench/peers/keras_ctc_recipe.py), which
+cannot join recordings itself: a held-out validation share of train.csv (the same seeded
+10 % as `apps speech train`'s hold-out), and connected digits written as files, joined
+once (the app joins them anew every pass: `--join-recordings`).
 
 Connected digits: 3 to 7 recordings (any speaker) joined with 100-300 ms of silence
 (zeros), the transcript their words in order. The test set joins test.csv recordings

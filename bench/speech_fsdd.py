@@ -1,13 +1,23 @@
 """FSDD speech benchmark: isolated and connected digits, the keras.io CTC recipe as a peer,
 and the real-time factor of batched SavedModel transcription.
 
-Trains `apps speech train --config bench/configs/speech_fsdd.yaml` on FSDD's train.csv
-less a held-out 10 % (which picks the best epoch; test.csv never does) plus connected
-sequences joined from the kept training recordings (bench/speech_data.py says how),
-then scores test.csv (isolated digits) and 1,000 connected-digit sequences joined from
-test recordings. The peer trains on the same manifests for the same wall time.
+Everything the recogniser sees comes from the app's own options, so the commands below
+reproduce it without this script:
 
-    python bench/speech_fsdd.py [--output-md docs/bench_sections/speech.md] [--no-peer]
+    apps speech train --config bench/configs/speech_fsdd.yaml --data FSDD/train.csv
+    apps speech evaluate RUN --data FSDD/test.csv
+    apps speech evaluate RUN --data FSDD/test.csv --join-recordings 1000 --join-min 3 \
+        --join-max 7 --join-seed 2026
+
+Training holds 10 % of train.csv out for validation (it picks the best epoch; test.csv
+never does) and joins connected sequences from the training recordings every pass
+(`join_recordings` in the config); the second evaluation scores 1,000 connected-digit
+sequences of 3-7 test recordings. The real-time factor is the SavedModel's on those
+sequences. The peer (`--peer`) cannot join recordings itself: it trains on manifests that
+bench/speech_data.py writes (the same held-out split, 1,200 sequences joined once) for
+the same wall time.
+
+    python bench/speech_fsdd.py [--output-md docs/bench_sections/speech.md] [--peer]
 """
 
 from __future__ import annotations
@@ -26,8 +36,28 @@ from common import ROOT, SHARED, LoadMonitor, apps, machine
 from speech_data import prepare
 
 FSDD = SHARED / "speech" / "fsdd"
+CONNECTED = ("--join-recordings", "1000", "--join-min", "3", "--join-max", "7",
+             "--join-seed", "2026")
 CONFIG = ROOT / "bench" / "configs" / "speech_fsdd.yaml"
 PEER = ROOT / "bench" / "peers" / "keras_ctc_recipe.py"
+
+
+def connected_wavs(manifest: Path) -> tuple[list[bytes], float]:
+    """The connected-digit test sequences (the app's draw for CONNECTED) as WAV bytes,
+    and their seconds of audio."""
+    sys.path.insert(0, str(ROOT))
+    from apps.speech import joining
+    from apps.speech.task import TASK
+    from pipelines.audio import AudioInputter, wav_bytes
+
+    examples = TASK.read_evaluation_data(str(manifest))
+    options = dict(zip(CONNECTED[::2], CONNECTED[1::2]))
+    sequences = joining.joined(examples, int(options["--join-recordings"]),
+                               int(options["--join-min"]), int(options["--join-max"]),
+                               [int(options["--join-seed"]), 2])
+    audio = AudioInputter(8000)
+    waves = [audio.read(joined) for joined in sequences["audio"]]
+    return [wav_bytes(w, 8000) for w in waves], sum(len(w) for w in waves) / 8000
 
 
 def real_time_factor(saved_model: Path, manifest: Path, batch_size: int = 64) -> dict:
@@ -35,10 +65,7 @@ def real_time_factor(saved_model: Path, manifest: Path, batch_size: int = 64) ->
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    with open(manifest, newline="") as handle:
-        paths = [manifest.parent / row["wav_filename"] for row in csv.DictReader(handle)]
-    audio = [p.read_bytes() for p in paths]
-    seconds = sum((len(wav) - 44) / 2 / 8000 for wav in audio)
+    audio, seconds = connected_wavs(manifest)
     serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     order = sorted(range(len(audio)), key=lambda i: len(audio[i]))
     batches = [tf.constant([audio[i] for i in order[s : s + batch_size]])
@@ -65,31 +92,32 @@ def reach_time(history: Path, target: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
-    parser.add_argument("--train-sequences", type=int, default=1200,
-                        help="Connected sequences joined from the training recordings.")
-    parser.add_argument("--workdir", type=Path, help="Keep the manifests and runs here.")
-    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--workdir", type=Path, help="Keep the runs (and peer data) here.")
+    parser.add_argument("--peer", action="store_true",
+                        help="Also train the keras.io recipe for the same time.")
     parser.add_argument("--output-md", type=Path)
     args = parser.parse_args()
     where = machine()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="speech-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    data = prepare(FSDD, workdir, args.train_sequences)
     run = workdir / "run"
+    test = FSDD / "test.csv"
     with LoadMonitor() as load:
         start = time.perf_counter()
-        apps("speech", "train", "--config", args.config, "--data", data["train"], "--valid",
-             data["valid"], "--output", run, "--overwrite", "--quiet")
+        apps("speech", "train", "--config", args.config, "--data", FSDD / "train.csv",
+             "--output", run, "--overwrite", "--quiet")
         train_wall = time.perf_counter() - start
+        config = json.loads((run / "config.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())["valid"]
-        scores = {name: json.loads(apps("speech", "evaluate", run, "--data", data[name],
-                                        "--json", "--batch-size", "64").stdout)
-                  for name in ("test", "connected")}
+        scores = {name: json.loads(apps("speech", "evaluate", run, "--data", test, "--json",
+                                        "--batch-size", "64", *extra).stdout)
+                  for name, extra in (("test", ()), ("connected", CONNECTED))}
         exported = apps("speech", "export", run, "--model-base-path", workdir / "saved_models")
         saved_model = Path(exported.stdout.split()[1])
-        rtf = real_time_factor(saved_model, data["connected"])
+        rtf = real_time_factor(saved_model, test)
         peer = None
-        if not args.no_peer:
+        if args.peer:
+            data = prepare(FSDD, workdir / "peer", config["join_recordings"])
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             done = subprocess.run(
                 [sys.executable, str(PEER), "--train", str(data["train"]), "--valid",
@@ -107,9 +135,7 @@ def main() -> None:
         "epochs_run": metrics["epochs_run"], "valid_wer": metrics["wer"],
         "test_wer": scores["test"]["wer"], "test_cer": scores["test"]["cer"],
         "connected_wer": scores["connected"]["wer"], "connected_cer": scores["connected"]["cer"],
-        **{f"rtf_{k}": v for k, v in rtf.items()}, "data": {
-            k: v for k, v in data.items() if not isinstance(v, Path)},
-        "load": load.summary(),
+        **{f"rtf_{k}": v for k, v in rtf.items()}, "load": load.summary(),
     }
     if peer:
         final = peer["curve"][-1]["val_wer"] if peer["curve"] else 1.0
@@ -119,10 +145,11 @@ def main() -> None:
         f"Config `{os.path.relpath(args.config, ROOT)}`; {where} at the start; load while "
         f"running: {load.summary()}.",
         "",
-        f"Training data: {data['train_singles']} FSDD training recordings (train.csv less a "
-        f"seeded 10 %) plus {data['train_sequences']} connected sequences of 2-7 of them "
-        "joined with 100-300 ms of silence; validation (picks the epoch): the "
-        f"{data['valid_singles']} held-out recordings plus 200 sequences of 3-7 of them. "
+        "Training data: FSDD's train.csv less a seeded 10 %, plus "
+        f"{config['join_recordings']} connected sequences of {config['join_min']}-"
+        f"{config['join_max']} of its recordings joined with 100-300 ms of silence, drawn "
+        "anew every pass; validation (picks the epoch): the held-out recordings plus "
+        f"sequences joined from them in proportion ({metrics['utterances']} utterances). "
         "test.csv is never seen before the end.",
         "",
         "| measure | apps speech | target |",

@@ -50,6 +50,16 @@ class AudioProblem(ValueError):
 
 
 @dataclass(frozen=True)
+class Joined:
+    """Recordings played one after another with `gaps[i]` seconds of silence after part i:
+    connected speech made of isolated recordings (apps.speech.joining). Each part is
+    what `AudioInputter.read` takes (a path or the bytes of a file)."""
+
+    parts: tuple
+    gaps: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class AudioInfo:
     """What a recording's header says."""
 
@@ -194,8 +204,15 @@ class AudioInputter(Inputter):
 
     # -- files (training, evaluate, transcribe): soundfile, soxr -------------------------
 
-    def read(self, audio: str | Path | bytes) -> np.ndarray:
-        """A recording (a path or its bytes) as mono float32 samples at the model's rate."""
+    def read(self, audio: str | Path | bytes | Joined) -> np.ndarray:
+        """A recording (a path, its bytes, or `Joined` recordings) as mono float32
+        samples at the model's rate."""
+        if isinstance(audio, Joined):
+            pieces = [self.read(audio.parts[0])]
+            for gap, part in zip(audio.gaps, audio.parts[1:]):
+                pieces += [np.zeros(int(round(gap * self.sample_rate)), np.float32),
+                           self.read(part)]
+            return np.concatenate(pieces)
         samples, rate, _ = read_audio(audio)
         return resample(samples, rate, self.sample_rate)
 

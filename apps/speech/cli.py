@@ -17,9 +17,11 @@ Examples:
   apps speech train --data fsdd/train.csv --output runs/digits
   apps speech train --data tfds:spoken_digit --time-budget 10m
   apps speech evaluate runs/digits --data fsdd/test.csv --json
+  apps speech evaluate runs/digits --data fsdd/test.csv --join-recordings 1000
   apps speech transcribe runs/digits recording.wav other.wav
   apps speech transcribe saved_models/speech/1 --input files.txt --json
   apps speech export runs/digits --beam-size 8
+  apps speech evaluate runs/an4 --data an4/test.csv --beam-size 16 --lm runs/an4-lm
 """
 
 
@@ -60,7 +62,31 @@ BEAM_SIZE = option("--beam-size", type=click.IntRange(min=1),
                         "A SavedModel decodes as it was exported.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
                     help="Recordings per batch.")
-speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
+LM_OPTIONS = [
+    option("--lm", type=click.Path(path_type=Path), section="decoding",
+           help="Fuse a language model into the beam search: an `apps lm` run directory "
+                "(a character LM of transcripts, one per line). Needs --beam-size 2 or more "
+                "and a run directory as MODEL."),
+    option("--lm-weight", type=float, section="decoding",
+           help="Weight of the language model's log probability.  [default: 0.5]"),
+    option("--word-bonus", type=float, section="decoding",
+           help="Added per word of the transcript (offsets the LM's cost of every word).  "
+                "[default: 2, with 0.5 the best of a grid on AN4 validation]"),
+]
+JOIN_OPTIONS = [
+    option("--join-recordings", type=click.IntRange(min=1), section="data",
+           help="Score connected speech instead: this many sequences joined from the data's "
+                "recordings (--join-min to --join-max each, 100-300 ms of silence between; "
+                "a fixed draw by --join-seed)."),
+    option("--join-min", type=click.IntRange(min=1), section="data",
+           help="Fewest recordings in a joined sequence.  [default: 2]"),
+    option("--join-max", type=click.IntRange(min=1), section="data",
+           help="Most recordings in a joined sequence.  [default: 7]"),
+    option("--join-seed", type=int, section="data",
+           help="Seed of the joined sequences' draw.  [default: 0]"),
+]
+speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE, *LM_OPTIONS,
+                                                     *JOIN_OPTIONS],
                     export_options=[option("--beam-size", type=click.IntRange(min=1), default=1,
                                            show_default=True,
                                            help="CTC beam width inside the exported graph; 1 "
@@ -76,6 +102,9 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
 @input_option("audio path", blank_lines="")
 @BEAM_SIZE
 @BATCH_SIZE
+@LM_OPTIONS[0]
+@LM_OPTIONS[1]
+@LM_OPTIONS[2]
 @click.option("--n-best", type=click.IntRange(min=1), default=1, show_default=True,
               help="The N likeliest transcripts of each file, best first (CTC beam search at "
                    "least N wide; a SavedModel gives at most its export's --beam-size); "
@@ -83,11 +112,12 @@ speech = task_group(task.TASK, TEXTS, evaluate_options=[BEAM_SIZE, BATCH_SIZE],
 @click.option("--json", "as_json", is_flag=True,
               help='One JSON line per file: {"path", "transcript", "score"} (with --n-best, '
                    'also "n_best": [{"transcript", "score"}, ...]).')
-def transcribe(model, wavs, input_file, beam_size, batch_size, n_best, as_json):
+def transcribe(model, wavs, input_file, beam_size, batch_size, lm, lm_weight, word_bonus,
+               n_best, as_json):
     """Transcribe audio files (WAV, FLAC, OGG/Vorbis, NIST SPHERE) with MODEL (run directory
     or exported SavedModel); other rates are resampled, stereo is mixed down."""
     lines = read_inputs(wavs, input_file, "audio files").refuse_blank("no file to transcribe")
-    rows = answer(lines, lambda paths: task.transcribe_files(model, paths, beam_size,
-                                                             batch_size, n_best))
+    rows = answer(lines, lambda paths: task.transcribe_files(
+        model, paths, beam_size, batch_size, n_best, lm, lm_weight, word_bonus))
     echo_answers(rows, as_json, lambda row: f"{row['path']}\t" + " ||| ".join(
         h["transcript"] for h in row.get("n_best", [row])))

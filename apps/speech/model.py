@@ -101,11 +101,12 @@ class SpeechRecognizer(keras.Model):
         labels = tf.cast(labels, tf.int32)
         label_lengths = tf.reduce_sum(tf.cast(labels != BLANK, tf.int32), axis=1)
         # an utterance too short for its transcript (a frame per label and a blank between
-        # repeats) has no alignment: it is scored as an empty labelling, and ignored
+        # repeats) has no alignment: it is scored as its first label alone, and ignored (the
+        # fused kernel refuses a row without labels: "Labels length is zero in batch")
         repeats = tf.reduce_sum(tf.cast((labels[:, 1:] == labels[:, :-1])
                                         & (labels[:, 1:] != BLANK), tf.int32), axis=1)
         alignable = lengths >= label_lengths + repeats
-        label_lengths = tf.where(alignable, label_lengths, 0)
+        label_lengths = tf.where(alignable, label_lengths, tf.minimum(label_lengths, 1))
         # sparse labels: TensorFlow's fused CTC kernel (the dense form is a scan, slower
         # and the source of a spurious MLIR "tfg.While" error line on every training)
         positions = tf.where(tf.sequence_mask(label_lengths, tf.shape(labels)[1]))

@@ -22,14 +22,16 @@ import tensorflow as tf
 
 from apps import runner, schedule
 from apps.config import require
-from apps.errors import DataError, graph_assertion
+from apps.errors import ConfigError, DataError, graph_assertion
 from apps.settings import ScheduledTaskSettings, setting
 from apps.signature_inputs import parameter_spec
-from apps.speech import decoding
+from apps.speech import decoding, fusion, joining
 from apps.speech.data import recording_batches
+from apps.speech.fusion import Fusion
 from apps.speech.model import build
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
+from pipelines import batching
 from pipelines.audio import (
     AudioInputter,
     AudioProblem,
@@ -79,6 +81,13 @@ class SpeechSettings(ScheduledTaskSettings):
     speed_perturb: float = setting(0.1, "Speed perturbation (training only): each utterance "
                                    "is resampled by a random factor in [1 - this, 1 + this], "
                                    "tempo and pitch together; 0: off.", section="features")
+    join_recordings: int = setting(
+        0, "Connected speech for corpora of isolated words: sequences joined per training "
+        "pass from the training recordings (--join-min to --join-max of them, 100-300 ms of "
+        "silence between; a new seeded draw every pass); validation gets sequences joined "
+        "from its own recordings in the same proportion. 0: off.", section="features")
+    join_min: int = setting(2, "Fewest recordings in a joined sequence.", section="features")
+    join_max: int = setting(7, "Most recordings in a joined sequence.", section="features")
     noise_snr: float | None = setting(None, "Additive white noise (training only) at a random "
                                       "signal-to-noise ratio between this and 20 dB more, per "
                                       "utterance, e.g. 10 [default: no noise].",
@@ -104,6 +113,11 @@ class SpeechSettings(ScheduledTaskSettings):
             require(getattr(self, key) >= 1, key, "a positive whole number", getattr(self, key))
         for key in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             require(getattr(self, key) >= 0, key, "zero or more", getattr(self, key))
+        require(self.join_recordings >= 0, "join_recordings", "zero or more",
+                self.join_recordings)
+        require(self.join_min >= 1, "join_min", "a positive whole number", self.join_min)
+        require(self.join_max >= self.join_min, "join_max", "at least --join-min "
+                f"({self.join_min})", self.join_max)
         require(0 <= self.speed_perturb < 1, "speed_perturb", "at least 0 and below 1",
                 self.speed_perturb)
         require(self.sample_rate is None or self.sample_rate >= 1000, "sample_rate",
@@ -142,16 +156,19 @@ def sample_rate(trained: Trained) -> int:
 
 
 def transcribe(trained: Trained, recordings: list, batch_size: int = 32,
-               lengths: list[int] | None = None, read=None) -> tuple[list[str], list[float]]:
+               lengths: list[int] | None = None, read=None, fused: Fusion | None = None
+               ) -> tuple[list[str], list[float]]:
     """Transcripts and scores in input order, from `serving_default` (a run or a
     SavedModel alike: the samples travel as float WAV bytes, exactly); recordings of
     similar length share a batch.
 
     `recordings` are sample arrays at the model's rate, or anything `read` turns into
     them (a path, its bytes), read one batch at a time; `lengths` (about how many
-    samples each has) orders them when they are not arrays yet.
+    samples each has) orders them when they are not arrays yet. With `fused`, beam
+    search with a language model (apps.speech.fusion) decodes instead.
     """
-    serve = trained.signatures["serving_default"]
+    serve = fused.runner(trained, int(trained.metadata["beam_size"])) if fused else \
+        trained.signatures["serving_default"]
     transcripts, scores = [""] * len(recordings), [0.0] * len(recordings)
     for positions, answer in _batches(trained, serve, recordings, batch_size, lengths, read):
         for position, words, score in zip(positions, answer["transcript"].numpy(),
@@ -192,8 +209,8 @@ def _batches(trained, serve, recordings, batch_size, lengths=None, read=None):
             raise DataError(graph_assertion(error.message) or error.message) from None
 
 
-def transcribe_examples(trained: Trained, examples: Examples,
-                        batch_size: int = 32) -> list[str]:
+def transcribe_examples(trained: Trained, examples: Examples, batch_size: int = 32,
+                        fused: Fusion | None = None) -> list[str]:
     """Transcripts of a source's recordings, read from their files batch by batch; one
     that cannot be read any more is refused by name."""
     rate = sample_rate(trained)
@@ -210,7 +227,7 @@ def transcribe_examples(trained: Trained, examples: Examples,
 
     lengths = [resampled_length(n, r, rate) for n, r in zip(examples["frames"],
                                                             examples["rate"])]
-    return transcribe(trained, examples["audio"], batch_size, lengths, read)[0]
+    return transcribe(trained, examples["audio"], batch_size, lengths, read, fused)[0]
 
 
 def examples_report(paths: list[str], references: list[str], hypotheses: list[str]
@@ -242,9 +259,39 @@ class SpeechTask(Task):
     settings_class = SpeechSettings
     monitor, monitor_mode = "val_wer", "min"
     kept_metrics = ("wer", "cer", "utterances")
+    reading_options = ("join_recordings", "join_min", "join_max", "join_seed")
 
     def read(self, source, default_split):
         return read_recordings(source, default_split).as_examples()
+
+    def read_training_data(self, settings):
+        """With --join-recordings, validation also reads connected speech: sequences
+        joined from its own recordings (a fixed draw), as many in proportion as training
+        joins from its recordings every pass."""
+        train, valid = super().read_training_data(settings)
+        if settings.join_recordings:
+            count = max(1, round(settings.join_recordings * len(valid["audio"])
+                                 / len(train["audio"])))
+            valid = joining.concat(valid, joining.joined(
+                valid, count, settings.join_min, settings.join_max, [settings.seed, 1]))
+            log.info("Joining %d sequences of %d-%d recordings per training pass; validation: "
+                     "%d of its recordings and %d sequences joined from them.",
+                     settings.join_recordings, settings.join_min, settings.join_max,
+                     len(valid["audio"]) - count, count)
+        return train, valid
+
+    def read_evaluation_data(self, source, columns=None, join_recordings=None, join_min=None,
+                             join_max=None, join_seed=None):
+        """The recordings, or with `join_recordings` that many sequences joined from them
+        (`join_min`..`join_max` recordings each, a draw fixed by `join_seed`) instead."""
+        examples = super().read_evaluation_data(source, columns)
+        if not join_recordings:
+            return examples
+        fewest = join_min or SpeechSettings.join_min
+        most = join_max or SpeechSettings.join_max
+        if most < fewest:
+            raise ConfigError(f"--join-max ({most}) must be at least --join-min ({fewest}).")
+        return joining.joined(examples, join_recordings, fewest, most, [join_seed or 0, 2])
 
     def make_inputters(self, settings):
         return {"audio": AudioInputter(settings.sample_rate, settings.mels),
@@ -275,6 +322,16 @@ class SpeechTask(Task):
                             audio.sample_rate, source)
             return examples, text.encode(examples["text"]), source
 
+        def with_joined(data, seed: int):
+            """The training recordings and this pass' sequences joined from them."""
+            examples, ids, source = data
+            if not settings.join_recordings:
+                return data
+            extra = joining.joined(train, settings.join_recordings, settings.join_min,
+                                   settings.join_max, [seed, 0])
+            return (joining.concat(examples, extra),
+                    batching.Ragged.concat([ids, text.encode(extra["text"])]), source)
+
         def batches(data, seed: int, training: bool):
             examples, ids, source = data
             return recording_batches(audio, examples, ids, settings.batch_size, seed, source,
@@ -283,8 +340,12 @@ class SpeechTask(Task):
         train_data = prepared(train, settings.data)
         valid_data = batches(prepared(valid, settings.valid or settings.data), settings.seed,
                              False)
-        return (lambda epoch: batches(  # pass `epoch` of the training data: apps.training
-            train_data, pass_seed(settings.seed, epoch), True), valid_data)
+
+        def training_pass(epoch: int):  # pass `epoch` of the training data: apps.training
+            seed = pass_seed(settings.seed, epoch)
+            return batches(with_joined(train_data, seed), seed, True)
+
+        return training_pass, valid_data
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)
@@ -297,13 +358,16 @@ class SpeechTask(Task):
         return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
-              batch_size: int = 32):
+              batch_size: int = 32, lm=None, lm_weight=None, word_bonus=None):
         """wer, cer, utterances, exact, and the best / median / worst transcriptions;
-        `beam_size` (a run's; an export decodes as exported) None: the model's own."""
+        `beam_size` (a run's; an export decodes as exported) None: the model's own; with
+        `lm` (a language model run), decoded by beam search fused with it."""
+        trained = runner.with_options(self, trained, beam_size=beam_size)
+        fused = fusion.from_options(trained, lm, lm_weight, word_bonus,
+                                    int(trained.metadata["beam_size"]))
         say_conversions(examples["path"], examples["rate"], examples["channels"],
                         sample_rate(trained), source)
-        trained = runner.with_options(self, trained, beam_size=beam_size)
-        hypotheses = transcribe_examples(trained, examples, batch_size)
+        hypotheses = transcribe_examples(trained, examples, batch_size, fused)
         return examples_report(examples["path"], examples["text"], hypotheses)
 
     def signatures(self, trained):
@@ -340,7 +404,8 @@ TASK = SpeechTask()
 
 
 def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | None = None,
-                     batch_size: int = 32, n_best: int = 1) -> list[dict[str, Any]]:
+                     batch_size: int = 32, n_best: int = 1, lm=None, lm_weight=None,
+                     word_bonus=None) -> list[dict[str, Any]]:
     """One {"path", "transcript", "score"} per audio file (WAV, FLAC, OGG/Vorbis, NIST
     SPHERE), in order; other rates are resampled and several channels mixed down (each
     said once); a file that cannot be read is refused, named, in one sentence."""
@@ -348,6 +413,8 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | N
     if n_best > 1 and not trained.is_saved_model:  # a run's beam is at least n_best wide
         beam_size = max(beam_size or int(trained.metadata["beam_size"]), n_best)
     trained = runner.with_options(TASK, trained, beam_size=beam_size)
+    fused = fusion.from_options(trained, lm, lm_weight, word_bonus,
+                                int(trained.metadata["beam_size"]))
     rate = sample_rate(trained)
     samples, rates, channels = [], [], []
     for path in paths:
@@ -362,8 +429,10 @@ def transcribe_files(model: Path | Trained, paths: list[str], beam_size: int | N
         channels.append(found_channels)
     say_conversions(paths, rates, channels, rate, "the input")
     if n_best > 1:
+        if fused:
+            raise ConfigError("--n-best and --lm do not go together yet: drop one.")
         lists = transcribe_n_best(trained, samples, n_best, batch_size)
         return [{"path": path, **found[0], "n_best": found} for path, found in zip(paths, lists)]
-    transcripts, scores = transcribe(trained, samples, batch_size)
+    transcripts, scores = transcribe(trained, samples, batch_size, fused=fused)
     return [{"path": path, "transcript": words, "score": score}
             for path, words, score in zip(paths, transcripts, scores)]

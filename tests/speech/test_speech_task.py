@@ -130,3 +130,18 @@ def test_training_prints_no_native_tensorflow_errors(tmp_path, corpus):
     printed = result.stdout + result.stderr
     assert "tfg." not in printed and "error:" not in printed.lower(), printed
     assert "Best epoch" in printed
+
+
+def test_an_utterance_too_short_for_its_transcript_is_ignored_not_fatal():
+    """Two frames cannot carry five labels: that row adds nothing to the loss, and the
+    batch trains (the fused CTC kernel refuses a row without labels)."""
+    from apps.speech.model import SpeechRecognizer
+
+    model = SpeechRecognizer(8, conv_filters=8, time_stride=1,
+                             encoder=dict(cell="gru", units=8, num_layers=1))
+    features = tf.random.stateless_normal([2, 12, 5], [1, 2])
+    labels = tf.constant([[4, 5, 6, 4, 5], [4, 5, 0, 0, 0]])
+    both = model.ctc_loss(((features, tf.constant([2, 12])), labels), training=False)
+    alone = model.ctc_loss(((features[1:], tf.constant([12])), labels[1:]), training=False)
+    assert np.isfinite(both.numpy()) and both.numpy() > 0
+    np.testing.assert_allclose(both.numpy() * 2, alone.numpy(), rtol=1e-5)
