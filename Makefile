@@ -1,12 +1,12 @@
 # Two commands on a fresh machine (only Python 3.11 and pip needed):
 #   make quickstart   venv, install, train on the bundled sample, export, predict
-#   make test         venv, install with test tools, run the test suite
+#   make test         venv, install with test tools, run every test (two workers)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SAMPLE := apps/sentiment/sample
 
-.PHONY: quickstart test test-all bench lint clean
+.PHONY: quickstart test test-quick bench lint clean
 
 $(BIN)/apps: setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -22,11 +22,13 @@ quickstart: $(BIN)/apps
 	$(BIN)/apps sentiment predict saved_models/sentiment "What a wonderful film, I loved every minute." \
 		"Dull and far too long."
 
+# Every test, slow ones included, on two pytest-xdist workers (CI runs this).
 test: $(BIN)/apps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-test-all: $(BIN)/apps
-	$(BIN)/python -m pytest -q -m ""
+# Without the slowest end-to-end runs, while working on something.
+test-quick: $(BIN)/apps
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 $(VENV)/.bench-installed: $(BIN)/apps
 	$(BIN)/pip install --quiet -e ".[dev,bench]"

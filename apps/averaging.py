@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.errors import AppError
-from apps.training import RunDirectory
+from apps.layout import RunDirectory
 
 
 def average_last(model, run: RunDirectory, count: int) -> list[int]:

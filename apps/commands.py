@@ -133,7 +133,7 @@ def interrupted_says_how_to_resume(ctx: click.Context, output: Path):
     try:
         yield
     except KeyboardInterrupt:
-        from apps.training import RunDirectory
+        from apps.layout import RunDirectory
 
         run = RunDirectory(Path(output))
         if run.is_resumable():

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.errors import ModelPathError
-from apps.layout import locate_model
+from apps.layout import RunDirectory, locate_model
 
 TASK_MODULES = {"sentiment": "apps.sentiment.task", "lm": "apps.lm.task",
                 "translation": "apps.translation.task", "speech": "apps.speech.task"}
@@ -111,9 +111,9 @@ def describe(path: Path) -> dict[str, Any]:
 
 
 def describe_run(path: Path) -> dict[str, Any]:
-    from apps import layers, runner, training
+    from apps import layers, runner
 
-    run = training.RunDirectory(path)
+    run = RunDirectory(path)
     config = run.read_config()
     task = task_named(config.get("task"), path)
     trained = runner.load(task, path)

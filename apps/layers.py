@@ -27,9 +27,12 @@ import keras
 import tensorflow as tf
 
 from apps import recurrence
+from apps.settings import CELLS as CELL_NAMES
 from apps.settings import IMPLEMENTATIONS
 
-CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+# The names are the --cell choices (apps.settings); this gives each its Keras layer.
+CELLS = dict(zip(CELL_NAMES, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU),
+                 strict=True))
 POOLINGS = ("last", "mean", "max", "attention", "concat")
 RECURRENCES = ("fused", "cudnn")  # what an exported graph holds
 

@@ -1,17 +1,68 @@
-"""The TF Serving model layout: `BASE/<name>/<version>/` and `BASE/models.config`.
+"""The two directory layouts on disk, each defined once here.
 
-Shared by export (which writes it) and the server / `apps models` (which read it).
-Only children whose whole name is an integer are versions; anything else (such as
-the temporary directory an export is written to) is ignored, as TF Serving does.
+* A training run (`RunDirectory`): written by `apps.training`, read by evaluate,
+  predict, export, `apps info` and resume. Inputters add their own files
+  (`tokenizer.model`, `labels.json`, ...).
+* The TF Serving model layout: `BASE/<name>/<version>/` and `BASE/models.config`,
+  written by export and read by the server and `apps models`. Only children whose
+  whole name is an integer are versions; anything else (such as the temporary
+  directory an export is written to) is ignored, as TF Serving does.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MODELS_CONFIG = "models.config"
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """The files a training run writes (docs/architecture.md)."""
+
+    path: Path
+
+    config = property(lambda self: self.path / "config.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    best_weights = property(lambda self: self.checkpoints / "best.weights.h5")
+    backup = property(lambda self: self.path / "backup")
+    state = property(lambda self: self.backup / "state.json")
+    history = property(lambda self: self.path / "history.csv")
+    metrics = property(lambda self: self.path / "metrics.json")
+    logs = property(lambda self: self.path / "logs")
+    plots = property(lambda self: self.path / "plots")
+
+    def epoch_weights(self, epoch: int) -> Path:
+        """Where `--keep-epochs` keeps an epoch's weights."""
+        return self.checkpoints / f"epoch-{epoch}.weights.h5"
+
+    def kept_epochs(self) -> list[int]:
+        """The epochs whose weights are kept (`--keep-epochs`), in order."""
+        found = (re.fullmatch(r"epoch-(\d+)\.weights\.h5", p.name)
+                 for p in self.checkpoints.glob("epoch-*.weights.h5"))
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def is_finished(self) -> bool:
+        return self.metrics.is_file() and not self.state.is_file()
+
+    def is_resumable(self) -> bool:
+        return self.state.is_file() and self.config.is_file()
+
+    def has_best_epoch(self) -> bool:
+        """What evaluate / predict / export read: the config and the best epoch's weights."""
+        return self.config.is_file() and self.best_weights.is_file()
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads(self.config.read_text(encoding="utf-8"))
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state.read_text(encoding="utf-8"))
 
 
 def list_versions(model_dir: Path) -> list[int]:
@@ -100,8 +151,7 @@ def write_models_config(base_path: Path, container_base: str | None = "/models")
 
 def is_run_directory(path: Path) -> bool:
     """A training run that kept a best epoch (what evaluate / predict / export read)."""
-    path = Path(path)
-    return (path / "config.json").is_file() and (path / "checkpoints" / "best.weights.h5").is_file()
+    return RunDirectory(Path(path)).has_best_epoch()
 
 
 def locate_model(path: Path) -> tuple[str, Path]:

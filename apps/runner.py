@@ -32,7 +32,7 @@ from apps.baseline import BaselineWatch
 from apps.config import to_dict
 from apps.errors import AppError, DataError, ModelPathError
 from apps.info import print_model_summary
-from apps.layout import locate_model
+from apps.layout import RunDirectory, locate_model
 from apps.metadata import Metadata
 from apps.resolution import resolved_settings
 from apps.settings import parse_checkpoint_every
@@ -56,7 +56,7 @@ def default_output(task: Task, settings) -> Path:
     base = Path("runs") / f"{task.name}-{data.strip('_.') or 'data'}-{digest[:8]}"
     for number in itertools.count(1):
         path = base if number == 1 else base.with_name(f"{base.name}-{number}")
-        run = training.RunDirectory(path)
+        run = RunDirectory(path)
         if not path.exists() or run.is_resumable():
             return path
 
@@ -196,7 +196,7 @@ def run_metadata(task: Task, path: Path, settings, inputters: dict,
     """What a run's export says of itself (`apps.metadata`), and what the run answers
     with in memory: the same function builds both. `options` are the task's export
     options (`Task.metadata_entries`)."""
-    run = training.RunDirectory(path)
+    run = RunDirectory(path)
     metrics = json.loads(run.metrics.read_text()).get("valid", {}) if run.metrics.is_file() \
         else {}
     config = run.read_config() if run.config.is_file() else {"task": task.name}
@@ -281,7 +281,7 @@ def load(task: Task, path: Path, **options) -> Trained:
     """
     kind, path = locate_model(path)
     if kind == "run":
-        run = training.RunDirectory(path)
+        run = RunDirectory(path)
         config = run.read_config()
         _check_task(task, config.get("task"), path, "a training run")
         settings = settings_from_config(task.settings_class, config)
@@ -335,7 +335,7 @@ def export(task: Task, run_dir: Path, base_path: Path = Path("saved_models"),
     if trained.is_saved_model:
         raise DataError(f"'{run_dir}' is already an exported model: export a run directory.")
     if average_last:
-        epochs = averaging.average_last(trained.model, training.RunDirectory(trained.path),
+        epochs = averaging.average_last(trained.model, RunDirectory(trained.path),
                                         average_last)
         trained.metadata.entries = {**trained.metadata.entries, "averaged_epochs": epochs}
     recurrence = "cudnn" if gpu_only else "fused"

@@ -52,7 +52,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -66,7 +65,7 @@ import tensorflow as tf
 
 from apps import distribute
 from apps.errors import AppError, ConfigError
-from apps.layout import atomic_write_text
+from apps.layout import RunDirectory, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -75,46 +74,6 @@ RESUMABLE_CHANGES = {"epochs", "patience", "time_budget", "strategy", "tpu", "ji
                      "checkpoint_every", "keep_epochs", "resolved", "init"}
 
 PassData = Callable[[int], tf.data.Dataset]
-
-
-@dataclass(frozen=True)
-class RunDirectory:
-    """The files a training run writes (docs/architecture.md); the inputters add theirs
-    (`tokenizer.model`, `labels.json`, ...)."""
-
-    path: Path
-
-    config = property(lambda self: self.path / "config.json")
-    checkpoints = property(lambda self: self.path / "checkpoints")
-    best_weights = property(lambda self: self.path / "checkpoints" / "best.weights.h5")
-    backup = property(lambda self: self.path / "backup")
-    state = property(lambda self: self.path / "backup" / "state.json")
-    history = property(lambda self: self.path / "history.csv")
-    metrics = property(lambda self: self.path / "metrics.json")
-    logs = property(lambda self: self.path / "logs")
-    plots = property(lambda self: self.path / "plots")
-
-    def epoch_weights(self, epoch: int) -> Path:
-        """Where `--keep-epochs` keeps an epoch's weights."""
-        return self.checkpoints / f"epoch-{epoch}.weights.h5"
-
-    def kept_epochs(self) -> list[int]:
-        """The epochs whose weights are kept (`--keep-epochs`), in order."""
-        found = (re.fullmatch(r"epoch-(\d+)\.weights\.h5", p.name)
-                 for p in self.checkpoints.glob("epoch-*.weights.h5"))
-        return sorted(int(match.group(1)) for match in found if match)
-
-    def is_finished(self) -> bool:
-        return self.metrics.is_file() and not self.state.is_file()
-
-    def is_resumable(self) -> bool:
-        return self.state.is_file() and self.config.is_file()
-
-    def read_config(self) -> dict[str, Any]:
-        return json.loads(self.config.read_text(encoding="utf-8"))
-
-    def read_state(self) -> dict[str, Any]:
-        return json.loads(self.state.read_text(encoding="utf-8"))
 
 
 def write_json(path: Path, value: Any) -> None:

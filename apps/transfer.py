@@ -52,7 +52,7 @@ class Source:
             raise ModelPathError(f"--init-from '{path}' is an exported model: give the training "
                                  "run directory it was exported from (it holds the weights "
                                  "and the tokenizer).")
-        from apps.training import RunDirectory
+        from apps.layout import RunDirectory
 
         return cls(found, RunDirectory(found).read_config())
 

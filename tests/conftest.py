@@ -2,6 +2,11 @@
 
 Tests run on data in the repository (tests/data, the sentiment sample), so every
 clone runs every test; only benchmarks read the data sets in ../shared/data.
+
+`make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`).
+Each worker is given one TensorFlow thread per op, so two workers do not fight over
+two cores; the tests that share a trained model (a session or module fixture) are
+sent to one worker together, so each model is trained once (`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # set before TensorFlow is imported
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -58,3 +65,45 @@ def lm_settings(shakespeare_files):
 
     files = dict(data=str(shakespeare_files[0]), valid=str(shakespeare_files[1]))
     return lambda **changes: LanguageModelSettings(**{**files, **LM_TINY, **changes})
+
+
+# Session fixtures that train models for many seconds. (The serving tests' one-epoch
+# sentiment export is cheaper to make on each worker than to keep its ~90 tests on one.)
+SHARED_MODELS = {"tiny_run", "tiny_export", "all_kinds", "kinds_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, tests that use the same costly fixture instance run on one worker.
+
+    Two tests belong together when they use the same session fixture of SHARED_MODELS
+    (the same definition: each task folder has its own `tiny_run`) or the same module
+    fixture in the same file; togetherness is transitive, and each group becomes one
+    `xdist_group`. Tests that share nothing go to whichever worker is free.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    parent: dict = {}
+
+    def root(key):
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    keys_of = {}
+    for item in items:
+        keys = []
+        for name, definitions in item._fixtureinfo.name2fixturedefs.items():
+            definition = definitions[-1]
+            if definition.scope == "session" and name in SHARED_MODELS:
+                keys.append(("session", id(definition)))
+            elif definition.scope == "module":
+                keys.append(("module", id(definition), str(item.path)))
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+        keys_of[item] = keys
+    names: dict = {}
+    for item, keys in keys_of.items():
+        if keys:
+            group = names.setdefault(root(keys[0]), f"{item.path.parent.name}-{len(names)}")
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -30,7 +30,7 @@ def interrupted_then_resumed(task, settings, output: Path, backups: int, monkeyp
 @pytest.mark.slow
 def test_sentiment_resumed_after_an_epoch_equals_uninterrupted(tmp_path, sentiment_settings,
                                                                monkeypatch):
-    settings = sentiment_settings(epochs=3, dropout=0.3, checkpoint_every="off")
+    settings = sentiment_settings(epochs=2, dropout=0.3, checkpoint_every="off")
     whole = runner.train(SENTIMENT, settings, tmp_path / "whole", verbose=0)[0]
     resumed = interrupted_then_resumed(SENTIMENT, settings, tmp_path / "cut", 1, monkeypatch)
     assert_same_run(whole, resumed)
@@ -62,7 +62,7 @@ def test_stateful_lm_resumed_within_an_epoch_equals_uninterrupted(tmp_path, lm_s
 @pytest.mark.slow
 def test_shuffled_lm_resumed_after_an_epoch_equals_uninterrupted(tmp_path, lm_settings,
                                                                  monkeypatch):
-    settings = lm_settings(epochs=3, units=16, embedding_dim=8, stateful=False,
+    settings = lm_settings(epochs=2, units=16, embedding_dim=8, stateful=False,
                            checkpoint_every="off")
     whole = runner.train(LM, settings, tmp_path / "whole", verbose=0)[0]
     resumed = interrupted_then_resumed(LM, settings, tmp_path / "cut", 1, monkeypatch)

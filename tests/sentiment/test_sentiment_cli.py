@@ -21,30 +21,29 @@ def apps_command(*args):
 
 def test_resume_after_kill_9_equals_the_uninterrupted_run(tmp_path, sentiment_sample):
     """kill -9 (within an epoch, after backups every 3 steps), rerun: the same history
-    and weights, bit for bit, as a run never killed (issue 17 item 6)."""
-    def command(output):
-        return apps_command(
-            "sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
-            sentiment_sample / "valid.tsv", "--output", output, "--epochs", 6, "--units", 8,
-            "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0,
-            "--checkpoint-every", "3steps", "--quiet")
+    and weights, bit for bit, as a run never killed (issue 17 item 6). The killed run
+    and its resumption are processes of their own; the run never killed and the rerun
+    of a finished run are the same command in this process."""
+    def flags(output):
+        return ["sentiment", "train", "--data", sentiment_sample / "train.tsv", "--valid",
+                sentiment_sample / "valid.tsv", "--output", output, "--epochs", 4, "--units",
+                8, "--embedding-dim", 8, "--vocab-size", 200, "--patience", 0,
+                "--checkpoint-every", "3steps", "--quiet"]
 
     output = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = train_killed_after(command(output), output, wait=120)
-    assert 2 <= len(done) < 6 and (output / "backup" / "state.json").is_file()
-    finished = subprocess.run(command(output), env=env, capture_output=True, text=True,
-                              timeout=300)
+    done = train_killed_after(apps_command(*flags(output)), output, wait=120)
+    assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
+    finished = subprocess.run(apps_command(*flags(output)), env=env, capture_output=True,
+                              text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert history_epochs(output / "history.csv") == list(range(1, 7))
+    assert history_epochs(output / "history.csv") == list(range(1, 5))
     assert not (output / "backup").exists()
-    whole = subprocess.run(command(tmp_path / "whole"), env=env, capture_output=True,
-                           text=True, timeout=300)
-    assert whole.returncode == 0, whole.stderr[-2000:]
+    whole = run_cli(*flags(tmp_path / "whole"))
+    assert whole.exit_code == 0, whole.output
     assert_same_run(tmp_path / "whole", output)
-    again = subprocess.run(command(output), env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert again.returncode == 1 and "already holds a finished run" in again.stderr
+    again = run_cli(*flags(output))
+    assert again.exit_code == 1 and "already holds a finished run" in again.output
 
 
 def test_predict_evaluate_json_and_stdin(tiny_run, sentiment_sample):

@@ -29,11 +29,10 @@ def test_config_and_export_record_what_auto_became(tiny_run, tiny_export):
                                                 "recurrence": "fused"}}
 
 
-def test_training_prints_the_model_summary(tmp_path, sentiment_settings, capsys):
-    runner.train(task.TASK, sentiment_settings(epochs=1), tmp_path / "run", verbose=1)
-    out = capsys.readouterr().out
+def test_training_prints_the_model_summary(tiny_run_printed):
+    (run_dir, _), out = tiny_run_printed  # the session's run, trained with verbose=1
     first = next(line for line in out.splitlines() if line.startswith("Model: "))
-    model = runner.load(task.TASK, tmp_path / "run").model
+    model = runner.load(task.TASK, run_dir).model
     assert first == f"Model: {model.count_params():,} parameters ({model.count_params():,} " \
                     "trainable)"
     vocabulary = model.weights[0].shape[0]

@@ -41,7 +41,9 @@ def test_jit_compiles_the_training_steps(tmp_path, sentiment_settings, monkeypat
     monkeypatch.setattr(training.TrainingLoop, "__init__", spy)
     losses = {}
     for jit in (False, True):
-        run_dir, _ = runner.train(task.TASK, sentiment_settings(epochs=1, jit=jit),
+        # --max-length 8 pads almost every batch to one shape: XLA compiles once per shape
+        run_dir, _ = runner.train(task.TASK, sentiment_settings(epochs=1, jit=jit,
+                                                                max_length=8),
                                   tmp_path / f"jit-{jit}", verbose=0)
         losses[jit] = [float(row["loss"]) for row in history(run_dir)]
     assert asked == [False, True]
@@ -50,7 +52,7 @@ def test_jit_compiles_the_training_steps(tmp_path, sentiment_settings, monkeypat
 
 
 def test_members_train_side_by_side_and_average(tmp_path, sentiment_settings):
-    run_dir, report = runner.train(task.TASK, sentiment_settings(members=2, epochs=3),
+    run_dir, report = runner.train(task.TASK, sentiment_settings(members=2, epochs=1),
                                    tmp_path / "ensemble", verbose=0)
     trained = runner.load(task.TASK, run_dir)
     model = trained.model
@@ -68,7 +70,7 @@ def test_members_train_side_by_side_and_average(tmp_path, sentiment_settings):
 
 
 def test_pooling_last_reads_the_last_real_step(tmp_path, sentiment_settings):
-    run_dir, _ = runner.train(task.TASK, sentiment_settings(pooling="last", epochs=2),
+    run_dir, _ = runner.train(task.TASK, sentiment_settings(pooling="last", epochs=1),
                               tmp_path / "last", verbose=0)
     trained = runner.load(task.TASK, run_dir)
     assert trained.model.members[0].pooling.mode == "last"
