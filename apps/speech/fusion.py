@@ -203,11 +203,11 @@ def from_options(trained: Trained, lm: Path | str | None, lm_weight: float | Non
         if lm_weight is not None or word_bonus is not None:
             raise ConfigError("--lm-weight and --word-bonus need --lm (a language model run).")
         return None
-    if beam_size < 2:
-        raise ConfigError("--lm needs a beam: pass --beam-size 2 or more (8-32 is usual).")
     if trained.is_saved_model:
         raise ConfigError(f"--lm needs a run directory: '{trained.path}' is an exported model, "
                           "which answers transcripts, not the frame scores that fusion reads.")
+    if beam_size < 2:
+        raise ConfigError("--lm needs a beam: pass --beam-size 2 or more (8-32 is usual).")
     from apps import runner
     from apps.lm.task import TASK as LM_TASK
 
