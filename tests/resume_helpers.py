@@ -50,6 +50,21 @@ def interrupt_after_backup(monkeypatch, backups: int) -> None:
     monkeypatch.setattr(training.ResumableTraining, "backup", backup_then_stop)
 
 
+def interrupted_then_resumed(task, settings, output: Path, backups: int, monkeypatch) -> Path:
+    """Train, stop right after the `backups`-th backup is written, train again."""
+    import pytest
+
+    from apps import runner
+    from apps.layout import RunDirectory
+
+    with monkeypatch.context() as patch:
+        interrupt_after_backup(patch, backups)
+        with pytest.raises(KeyboardInterrupt):
+            runner.train(task, settings, output, verbose=0)
+    assert RunDirectory(output).is_resumable()
+    return runner.train(task, settings, output, verbose=0)[0]
+
+
 def history_rows(run: Path) -> list[dict]:
     """history.csv without the wall-clock column."""
     return [{k: v for k, v in row.items() if k != "seconds"}

@@ -68,10 +68,3 @@ def test_the_documented_task_trains_exports_and_answers_from_both(tmp_path):
     from_export = example.predict(runner.load(task, version), pairs)
     assert from_export == example.predict(runner.load(task, run_dir), pairs)
     assert set(from_export) <= {"same", "different"} and len(from_export) == 3
-    exported = runner.evaluate(task, version, str(tmp_path / "valid.tsv"))
-    assert exported == again  # the SavedModel scores as its run: the same serving function
-    pairs = [("red cat runs big", "big runs cat red"), ("", "old dog"),
-             ("old bird sleeps", "green dog jumps small")]
-    from_export = example.predict(runner.load(task, version), pairs)
-    assert from_export == example.predict(runner.load(task, run_dir), pairs)
-    assert set(from_export) <= {"same", "different"} and len(from_export) == 3

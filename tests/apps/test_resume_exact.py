@@ -8,23 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
-from resume_helpers import assert_same_run, interrupt_after_backup
+from resume_helpers import assert_same_run, interrupted_then_resumed
 
 from apps import runner, training
 from apps.lm.task import TASK as LM
 from apps.sentiment.task import TASK as SENTIMENT
 from apps.translation.task import TASK as TRANSLATION
 from apps.translation.task import TranslationSettings
-
-
-def interrupted_then_resumed(task, settings, output: Path, backups: int, monkeypatch) -> Path:
-    """Train, stop right after the `backups`-th backup is written, train again."""
-    with monkeypatch.context() as patch:
-        interrupt_after_backup(patch, backups)
-        with pytest.raises(KeyboardInterrupt):
-            runner.train(task, settings, output, verbose=0)
-    assert training.RunDirectory(output).is_resumable()
-    return runner.train(task, settings, output, verbose=0)[0]
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tensorflow as tf
-from resume_helpers import assert_same_run, interrupt_after_backup
+from resume_helpers import assert_same_run, interrupted_then_resumed
 
 from apps import runner
 from apps.errors import ConfigError
@@ -109,9 +109,5 @@ def test_a_run_resumed_within_an_epoch_equals_the_uninterrupted_one(tmp_path, sp
     settings = speech_settings(epochs=2, units=16, conv_filters=16, speed_perturb=0.2,
                                noise_snr=20.0, checkpoint_every="3steps")
     whole = runner.train(TASK, settings, tmp_path / "whole", verbose=0)[0]
-    with monkeypatch.context() as patch:
-        interrupt_after_backup(patch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            runner.train(TASK, settings, tmp_path / "cut", verbose=0)
-    resumed = runner.train(TASK, settings, tmp_path / "cut", verbose=0)[0]
+    resumed = interrupted_then_resumed(TASK, settings, tmp_path / "cut", 2, monkeypatch)
     assert_same_run(whole, resumed)

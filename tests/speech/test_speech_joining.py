@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from cli_helpers import run_cli
-from resume_helpers import assert_same_run, interrupt_after_backup
+from resume_helpers import assert_same_run, interrupted_then_resumed
 
 from apps import runner
 from apps.errors import ConfigError
@@ -111,9 +111,5 @@ def test_a_resumed_joined_run_equals_the_uninterrupted_one(tmp_path, speech_sett
     settings = speech_settings(epochs=2, units=16, conv_filters=16, join_recordings=16,
                                join_max=3, checkpoint_every="3steps")
     whole = runner.train(TASK, settings, tmp_path / "whole", verbose=0)[0]
-    with monkeypatch.context() as patch:
-        interrupt_after_backup(patch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            runner.train(TASK, settings, tmp_path / "cut", verbose=0)
-    resumed = runner.train(TASK, settings, tmp_path / "cut", verbose=0)[0]
+    resumed = interrupted_then_resumed(TASK, settings, tmp_path / "cut", 2, monkeypatch)
     assert_same_run(whole, resumed)
