@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,8 @@ def main() -> None:
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--seed", type=int, help="The project's --seed [default: the config's].")
     parser.add_argument("--output-md", type=Path)
+    parser.add_argument("--keep-run", type=Path, metavar="DIR",
+                        help="Copy the trained run directory to DIR (for --decode-only later).")
     parser.add_argument("--decode-only", type=Path, metavar="RUN",
                         help="Only time decoding, from this run directory.")
     parser.add_argument("--batch-size", type=int, default=64,
@@ -233,6 +236,8 @@ def main() -> None:
                                                                       peer["val_bleu"])
             print(json.dumps(peer), file=sys.stderr, flush=True)
         best = json.loads((run / "metrics.json").read_text())["valid"]
+        if args.keep_run:
+            shutil.copytree(run, args.keep_run)
     lines = [
         f"Config `{os.path.relpath(args.config, ROOT)}`, `--time-budget {args.time_budget}`"
         f"{f', first {args.train_lines} training pairs' if args.train_lines else ''}; "
