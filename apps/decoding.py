@@ -127,13 +127,15 @@ def length_penalty(lengths, alpha):
 # ------------------------------------------------------------------------------- greedy
 
 
-def _greedy_choice(log_probs, step, limits, finished, vocabulary):
-    """Each row's likeliest allowed token: (log-probability [N], id [N])."""
+def _greedy_choice(logits, step, limits, finished, vocabulary):
+    """Each row's likeliest allowed token: (log-probability [N], id [N]). The argmax
+    reads the logits, and only the chosen ones are normalised (logit - logsumexp):
+    no log-softmax tensor the size of the vocabulary."""
     skip = len(vocabulary.banned)
-    chosen = tf.argmax(log_probs[:, skip:], axis=-1, output_type=tf.int32) + skip
+    chosen = tf.argmax(logits[:, skip:], axis=-1, output_type=tf.int32) + skip
     at_limit = step >= limits
     chosen = tf.where(at_limit, EOS_ID if vocabulary.ends else PAD_ID, chosen)
-    values = tf.gather(log_probs, chosen, batch_dims=1)
+    values = tf.gather(logits, chosen, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
     stopped = finished | (at_limit & (not vocabulary.ends))
     return tf.where(stopped, 0.0, values), tf.where(finished, PAD_ID, chosen)
 
@@ -147,8 +149,8 @@ def greedy_search(decoder, state, context, limits, start_ids=None,
 
     def body(t, previous, state, finished, scores, ids, aligned):
         logits, state, attention = decoder.step(previous, state, context)
-        values, chosen = _greedy_choice(tf.nn.log_softmax(tf.cast(logits, tf.float32)), t,
-                                        limits, finished, vocabulary)
+        values, chosen = _greedy_choice(tf.cast(logits, tf.float32), t, limits, finished,
+                                        vocabulary)
         done = finished | tf.equal(chosen, EOS_ID) | tf.equal(chosen, PAD_ID)
         return (t + 1, chosen, state, done, scores + values, ids.write(t, chosen),
                 aligned.write(t, _attended(attention, rows)))

@@ -99,6 +99,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
                 task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
                 inputter.save(run.path)
+            task.fit_extras(run.path, settings, inputters, train_examples)
             training.write_json(run.config, config)
         train_data, valid_data = task.datasets(settings, inputters, train_examples,
                                                valid_examples, replicas=replicas)

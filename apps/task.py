@@ -147,6 +147,11 @@ class Task:
         model's `train_step` reads; `replicas` will share each batch by rows."""
         raise NotImplementedError
 
+    def fit_extras(self, directory: Path, settings, inputters: dict[str, Inputter],
+                   train: Examples) -> None:
+        """Files the task derives from the training data beside its inputters' (a
+        translator's shortlist table), written into the run directory when it starts."""
+
     # -- model -------------------------------------------------------------------------
 
     def build_model(self, settings, inputters: dict[str, Inputter]) -> keras.Model:

@@ -5,8 +5,10 @@ GRU 256, Bahdanau attention, 8,000 tied output pieces) with random weights, floa
 and times each part of `Translator.step` on `--batch` rows inside a `tf.while_loop` of
 20 iterations, as the exported search runs it (milliseconds per iteration, medians of
 `--rounds`). The parts do not add up exactly to the whole step: each is timed alone.
+The same parts with a vocabulary shortlist of `--shortlist` pieces (the rows of the
+output matrix a batch's shortlist keeps, `apps.translation.shortlist`) follow.
 
-    PYTHONPATH=. .venv/bin/python bench/translation_step.py [--batch 64]
+    PYTHONPATH=. .venv/bin/python bench/translation_step.py [--batch 64] [--shortlist 1000]
 """
 
 from __future__ import annotations
@@ -45,11 +47,19 @@ def per_iteration(part, rounds: int) -> float:
     return statistics.median(times)
 
 
+def choice(logits):
+    """What greedy search computes of a step's logits (`apps.decoding._greedy_choice`)."""
+    chosen = tf.argmax(logits[:, 3:], -1, output_type=tf.int32) + 3
+    return tf.gather(logits, chosen, batch_dims=1) - tf.reduce_logsumexp(logits, -1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--source-length", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--shortlist", type=int, default=1000,
+                        help="Pieces of the shortlist timed beside the full vocabulary.")
     args = parser.parse_args()
     model = Translator(8000, 8000, 256, "bahdanau",
                        encoder=dict(cell="gru", units=256, bidirectional=True))
@@ -76,9 +86,25 @@ def main() -> None:
         "of which the 8,000-piece product":
             lambda d: zero(tf.matmul(hidden + d, model.target_embedding.embeddings,
                                      transpose_b=True)),
-        "log-softmax + argmax (greedy's choice)":
+        "log-softmax + argmax (the previous greedy choice)":
             lambda d: zero(tf.argmax(tf.nn.log_softmax(logits + d), -1)),
+        "argmax + logsumexp (greedy's choice)": lambda d: zero(choice(logits + d)),
     }
+    listed = tf.sort(tf.random.shuffle(tf.range(8000))[: args.shortlist])
+    output = (tf.gather(model.target_embedding.embeddings, listed),
+              tf.gather(model.output_bias, listed))
+    short_logits = tf.random.normal([rows, args.shortlist])
+    k = f"{args.shortlist:,}"
+    parts.update({
+        f"whole step, shortlist of {k} pieces":
+            lambda d: zero(model.step(previous, tuple(s + d for s in state), context,
+                                      output)[0]),
+        f"output layer, shortlist of {k} pieces":
+            lambda d: zero(model._logits(hidden + d, attended, output=output)),
+        f"of which the {k}-piece product":
+            lambda d: zero(tf.matmul(hidden + d, output[0], transpose_b=True)),
+        f"greedy's choice over {k} pieces": lambda d: zero(choice(short_logits + d)),
+    })
     print(f"{machine()}; batch {rows}, source length {args.source_length}\n")
     print("| part | ms per step |\n| --- | ---: |")
     for name, part in parts.items():

@@ -72,13 +72,20 @@ def beam_size_option(help: str):  # noqa: A002
 BEAM_SIZE = beam_size_option("Beam width (1: greedy) [default: the model's own].")
 BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True,
                     help="Sentences per batch.")
+SHORTLIST = option("--shortlist/--no-shortlist", default=None, section="decoding",
+                   help="Search over a vocabulary shortlist per batch (the target pieces its "
+                        "source pieces co-occur with in the training data, plus the most "
+                        "frequent ones: faster), or over the full vocabulary. An export "
+                        "decodes as it was exported (kept in assets/metadata.json). "
+                        "[default: on]")
 translation = task_group(task.TASK, TEXTS, evaluate_options=[
-    BEAM_SIZE, BATCH_SIZE,
+    BEAM_SIZE, BATCH_SIZE, SHORTLIST,
     option("--output", type=click.Path(dir_okay=False),
            help="Also write the translations to this file, one a line."),
 ], export_options=[
     beam_size_option("Beam width of serving_default (kept in assets/metadata.json) "
                      "[default: the run's --beam-size]."),
+    SHORTLIST,
 ])
 
 
@@ -90,6 +97,7 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 @input_option("sentence", "translation")
 @BEAM_SIZE
 @BATCH_SIZE
+@SHORTLIST
 @click.option("--n-best", type=click.IntRange(min=1),
               help="The N best translations of each sentence, best first (the beam is at "
                    "least N wide); plain output joins them with ' ||| '.")
@@ -101,11 +109,11 @@ translation = task_group(task.TASK, TEXTS, evaluate_options=[
 @click.option("--plot-attention", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG heatmap of the first sentence's attention (source pieces "
                    "against target pieces); run directories only.")
-def translate_command(model, sentences, input_file, beam_size, batch_size, n_best, as_json,
-                      plot_attention):
+def translate_command(model, sentences, input_file, beam_size, batch_size, shortlist, n_best,
+                      as_json, plot_attention):
     """Translate sentences with MODEL (run directory or exported SavedModel)."""
     lines = read_inputs(sentences, input_file, "sentences to translate")
-    trained = runner.load(task.TASK, model)
+    trained = runner.load(task.TASK, model, shortlist=shortlist)
     rows = answer(lines, lambda texts: translate.translate(trained, texts, beam_size,
                                                            batch_size, n_best, as_json))
     if plot_attention:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps import decoding
+from apps.translation import shortlist as shortlists
 from pipelines.tokenizer import EOS_ID, PAD_ID
 
 
@@ -39,15 +40,28 @@ def output_limits(source_lengths, max_length, ratio: float):
 
 
 def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio: float,
-                  n_best=1) -> decoding.Search:
+                  n_best=1, shortlist=None) -> decoding.Search:
     """A translator's search over padded source ids [B, S]: `n_best` hypotheses per row
-    ([B, N, ...], see `apps.decoding.Search`)."""
-    decoder = TranslatorDecoder(model)
+    ([B, N, ...], see `apps.decoding.Search`).
+
+    `shortlist`: (candidates [source vocab, M], frequent [F]) tensors of a lexical table
+    (`apps.translation.shortlist`): the search then runs over the batch's shortlist only
+    (its scores are log-probabilities normalised over it); None: the whole vocabulary.
+    """
+    if shortlist is None:
+        decoder = TranslatorDecoder(model)
+    else:
+        ids = shortlists.shortlist_ids(*shortlist, source_ids,
+                                       tf.shape(model.output_bias)[0])
+        decoder = shortlists.ShortlistDecoder(model, ids)
     state, context = decoder.initial_state(source_ids)
     source_lengths = tf.reduce_sum(tf.cast(context[-1], tf.int32), axis=1)
-    return decoding.search(decoder, state, context,
-                           output_limits(source_lengths, max_length, ratio), beam_size, alpha,
-                           n_best)
+    found = decoding.search(decoder, state, context,
+                            output_limits(source_lengths, max_length, ratio), beam_size, alpha,
+                            n_best)
+    if shortlist is None:
+        return found
+    return found._replace(ids=tf.gather(decoder.ids, found.ids))  # positions -> real ids
 
 
 def score_ids(model, source_ids, target_ids):

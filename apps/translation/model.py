@@ -155,30 +155,34 @@ class Translator(keras.Model):
     def _flat(states):
         return tuple(s[0] for layer in states for s in layer)
 
-    def _logits(self, hidden, context, training=None):
+    def _logits(self, hidden, context, training=None, output=None):
+        """Logits over the vocabulary, or over `output` = (rows of the output matrix
+        [K, D], their biases [K]): a shortlist (`apps.translation.shortlist`)."""
         features = self.output_dropout(tf.concat([hidden, context], axis=-1), training=training)
         out = self.readout(features)
-        embeddings = tf.cast(self.target_embedding.embeddings, out.dtype)
-        logits = tf.matmul(tf.reshape(out, [-1, tf.shape(out)[-1]]), embeddings,
+        matrix, bias = output or (self.target_embedding.embeddings, self.output_bias)
+        logits = tf.matmul(tf.reshape(out, [-1, tf.shape(out)[-1]]), tf.cast(matrix, out.dtype),
                            transpose_b=True)
         shape = tf.concat([tf.shape(out)[:-1], [-1]], axis=0)
-        return tf.cast(tf.reshape(logits, shape), tf.float32) + self.output_bias
+        return tf.cast(tf.reshape(logits, shape), tf.float32) + bias
 
     # -- one step: decoding -----------------------------------------------------------------
 
-    def step(self, ids, state, context):
-        """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S])."""
+    def step(self, ids, state, context, output=None):
+        """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S]);
+        `output`: a shortlist's rows of the output layer (logits [B, K]), see `_logits`."""
         memory, keys, mask = context
         embedded = self.target_embedding(ids)
         if self.feeds_attention:
             attended, weights = self.attention(state[-num_states(self.cell)][:, None], keys,
                                                memory, mask)
-            output, states = self.decoder.step(tf.concat([embedded, attended[:, 0]], -1),
+            hidden, states = self.decoder.step(tf.concat([embedded, attended[:, 0]], -1),
                                                self._layered(state))
         else:
-            output, states = self.decoder.step(embedded, self._layered(state))
-            attended, weights = self.attention(output[:, None], keys, memory, mask)
-        return self._logits(output, attended[:, 0]), self._flat(states), weights[:, 0]
+            hidden, states = self.decoder.step(embedded, self._layered(state))
+            attended, weights = self.attention(hidden[:, None], keys, memory, mask)
+        return (self._logits(hidden, attended[:, 0], output=output), self._flat(states),
+                weights[:, 0])
 
     # -- the whole target: training ----------------------------------------------------------
 

@@ -8,6 +8,10 @@ tensorflow-text ops. The same functions answer for a run directory (traced in me
 
 - `serving_default`: text [N] -> translation [N], score [N] (log-probability), with
   the beam size chosen at export (`assets/metadata.json` says which).
+
+The searches of the three translating signatures run over the batch's vocabulary
+shortlist when the metadata's "shortlist" says so (`apps.translation.shortlist`: their
+scores are then normalised over the shortlist).
 - `translate`: text [N], beam_size, max_length -> translation, score, aligned_source
   [N, T] (per target piece, the source piece it attended to most; -1 past the row's
   pieces); what `apps translation translate` and `evaluate` call, on a SavedModel and (built
@@ -19,8 +23,9 @@ tensorflow-text ops. The same functions answer for a run directory (traced in me
   scores [N, K], aligned_source [N, K, T], best first (K = n_best; the beam is at least
   n_best wide; beam_size and n_best: the largest value given is used for the request).
 - `score`: source [N], target [N] -> score [N] (forced decoding: the log-probability
-  of the target, end id included), token_scores [N, T] and pieces [N, T] (per target
-  piece, then the end id; padding after), tokens [N], aligned_source [N, T].
+  of the target over the full vocabulary, end id included), token_scores [N, T] and
+  pieces [N, T] (per target piece, then the end id; padding after), tokens [N],
+  aligned_source [N, T].
 """
 
 from __future__ import annotations
@@ -33,15 +38,19 @@ from apps.translation import decoding
 from pipelines.inputters import TextInputter
 
 
-def signatures(trained, beam_size: int) -> dict:
+def signatures(trained, beam_size: int, shortlist=None) -> dict:
+    """`shortlist`: the lexical table's part the searches use (numpy candidates [source
+    vocab, M] and frequent ids [F], `apps.translation.shortlist`), constants of the
+    graph; None: the full vocabulary. `score` is always over the full vocabulary."""
     reader, writer = trained.inputters["source"], trained.inputters["target"]
     model, metadata = trained.model, trained.metadata
     writer.graph_tokenizer  # noqa: B018 - created eagerly, outside every trace
     length_penalty, ratio = metadata["length_penalty"], metadata["max_length_ratio"]
 
     def found_for(text, beam, max_length, n_best=1):
+        table = None if shortlist is None else tuple(tf.constant(a) for a in shortlist)
         return decoding.translate_ids(model, reader.preprocess(text), beam, max_length,
-                                      length_penalty, ratio, n_best)
+                                      length_penalty, ratio, n_best, table)
 
     def run(text, beam, max_length):
         found = search_decoding.first(found_for(text, beam, max_length))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from apps import schedule
+from apps import runner, schedule
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
@@ -27,6 +27,7 @@ from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.training import pass_seed
 from apps.translation import metrics, serving, translate
+from apps.translation import shortlist as shortlists
 from apps.translation.model import ATTENTIONS, build
 from pipelines import batching, parallel, records, sources
 from pipelines.inputters import TextInputter
@@ -244,8 +245,12 @@ class TranslationTask(Task):
         return {"val_bleu": metrics.bleu(hypotheses, valid["target"])}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
-              batch_size: int = 64, output: str | None = None) -> dict[str, Any]:
-        """sacreBLEU BLEU and chrF of the detokenized translations, with the signature."""
+              batch_size: int = 64, output: str | None = None,
+              shortlist: bool | None = None) -> dict[str, Any]:
+        """sacreBLEU BLEU and chrF of the detokenized translations, with the signature;
+        `shortlist`: decode with or without the vocabulary shortlist (a run; an export
+        decodes as it was exported)."""
+        trained = runner.with_options(self, trained, shortlist=shortlist)
         rows = translate.translate(trained, examples["source"], beam_size, batch_size)
         hypotheses = [row["translation"] for row in rows]
         if output:
@@ -253,12 +258,39 @@ class TranslationTask(Task):
         return {**metrics.report(hypotheses, examples["target"]),
                 "beam_size": translate.beam_size_of(trained, beam_size)}
 
-    def signatures(self, trained):
-        return serving.signatures(trained, int(trained.metadata["beam_size"]))
+    def fit_extras(self, directory, settings, inputters, train):
+        """The lexical table of the vocabulary shortlist, from a bounded sample of the
+        training pairs (a streamed corpus's reservoir sample)."""
+        sources, targets = shortlists.training_pairs(train)
+        shortlists.fit_from_texts(inputters, sources, targets, settings.seed).save(directory)
 
-    def metadata_entries(self, settings, inputters, beam_size: int | None = None):
-        """`beam_size`: serving_default's (default: the run's --beam-size)."""
+    def signatures(self, trained):
+        return serving.signatures(trained, int(trained.metadata["beam_size"]),
+                                  self.shortlist_of(trained))
+
+    def shortlist_of(self, trained):
+        """The table's part the signatures keep, or None (none asked, or none to be had:
+        the metadata then says so)."""
+        sizes = trained.metadata.entries.get("shortlist_sizes")
+        if not trained.metadata.entries.get("shortlist") or not sizes:
+            return None
+        table = shortlists.table_for_run(trained.path, trained.settings, trained.inputters,
+                                         self.read_training_data)
+        if table is None:
+            trained.metadata.entries = {**trained.metadata.entries, "shortlist": False,
+                                        "shortlist_sizes": None}
+            return None
+        return table.cut(sizes["per_source_piece"], sizes["frequent"])
+
+    def metadata_entries(self, settings, inputters, beam_size: int | None = None,
+                         shortlist: bool | None = None):
+        """`beam_size`: serving_default's (default: the run's --beam-size); `shortlist`:
+        whether the searches run over a vocabulary shortlist (default: yes)."""
         return {"beam_size": int(beam_size or settings.beam_size),
+                "shortlist": shortlist is not False,
+                "shortlist_sizes": None if shortlist is False else {
+                    "per_source_piece": shortlists.PER_SOURCE_PIECE,
+                    "frequent": shortlists.FREQUENT},
                 "length_penalty": settings.length_penalty,
                 "max_length_ratio": settings.max_length_ratio,
                 "max_length": settings.max_length,

@@ -1,0 +1,95 @@
+"""The vocabulary shortlist: its table, its per-batch ids, and decoding over it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import tensorflow as tf
+
+from apps import runner
+from apps.decoding import first
+from apps.translation import decoding, task, translate
+from apps.translation import shortlist as shortlists
+
+TEXTS = ["1 2 3 4", "", "7 7 0 1 2", "5"]
+
+
+def test_train_writes_a_table_whose_candidates_are_the_batch_pieces_translations(tiny_run):
+    run_dir = tiny_run[0]
+    table = shortlists.LexicalTable.load(run_dir)
+    assert table is not None and table.candidates.shape[1] == shortlists.STORED_CANDIDATES
+    trained = runner.load(task.TASK, run_dir)
+    tokenizer = trained.inputters["source"].tokenizer
+    digits = [tokenizer.encode([str(d)])[0][0] for d in range(10)]
+    # a digit's translation is the same digit: the best Dice score of its row
+    assert [int(table.candidates[d, 0]) for d in digits] == digits
+    assert not set(table.frequent[:4].tolist()) & set(range(shortlists.SPECIAL))
+    candidates, frequent = table.cut(1, 2)
+    source = trained.inputters["source"].preprocess(tf.constant(["1 2", "7"]))
+    vocab = trained.inputters["target"].vocab_size
+    ids = shortlists.shortlist_ids(candidates, frequent, source, vocab).numpy().tolist()
+    wanted = set(range(shortlists.SPECIAL)) | set(frequent.tolist()) | {
+        digits[1], digits[2], digits[7]}
+    assert ids == sorted(wanted)
+
+
+def test_a_covering_shortlist_decodes_as_the_full_vocabulary_and_a_short_one_stays_inside(
+        tiny_run):
+    trained = runner.load(task.TASK, tiny_run[0])
+    table = shortlists.LexicalTable.load(tiny_run[0])
+    source = trained.inputters["source"].preprocess(tf.constant(TEXTS))
+    covering = tuple(tf.constant(a) for a in table.cut(shortlists.STORED_CANDIDATES, 10_000))
+    short = tuple(tf.constant(a) for a in table.cut(1, 0))
+    for beam in (1, 3):
+        full = first(decoding.translate_ids(trained.model, source, beam, 64, 0.6, 2.0))
+        listed = first(decoding.translate_ids(trained.model, source, beam, 64, 0.6, 2.0,
+                                              shortlist=covering))
+        assert np.array_equal(full.ids.numpy(), listed.ids.numpy())
+        assert np.allclose(full.scores.numpy(), listed.scores.numpy(), atol=1e-5)
+        found = first(decoding.translate_ids(trained.model, source, beam, 64, 0.6, 2.0,
+                                             shortlist=short))
+        allowed = shortlists.shortlist_ids(
+            *short, source, trained.inputters["target"].vocab_size).numpy()
+        assert set(found.ids.numpy().ravel()) <= set(allowed)
+        assert len(allowed) < trained.inputters["target"].vocab_size
+        # the short list still holds every digit the batch needs, so nothing is lost
+        assert np.array_equal(full.ids.numpy(), found.ids.numpy())
+
+
+def test_run_and_export_agree_with_a_short_list_and_an_old_run_still_translates(
+        tiny_run, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(shortlists, "PER_SOURCE_PIECE", 1)
+    monkeypatch.setattr(shortlists, "FREQUENT", 0)
+    run = runner.load(task.TASK, tiny_run[0])
+    assert run.metadata.entries["shortlist_sizes"] == {"per_source_piece": 1, "frequent": 0}
+    version = runner.export(task.TASK, tiny_run[0], tmp_path / "sm", beam_size=3)
+    metadata = json.loads((version / "assets" / "metadata.json").read_text())
+    assert metadata["shortlist"] is True and metadata["shortlist_sizes"]["frequent"] == 0
+    exported = runner.load(task.TASK, version)
+    for beam_size in (1, 3):
+        assert translate.translate(exported, TEXTS, beam_size=beam_size) == \
+            translate.translate(run, TEXTS, beam_size=beam_size)
+    full = runner.load(task.TASK, tiny_run[0], shortlist=False)
+    assert full.metadata.entries["shortlist"] is False
+    scores = [row["score"] for row in translate.translate(full, TEXTS[:1], beam_size=1)]
+    listed = [row["score"] for row in translate.translate(run, TEXTS[:1], beam_size=1)]
+    assert listed[0] > scores[0]  # normalised over fewer pieces
+    # a run trained before tables: computed from its training data, else the full vocabulary
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run[0], old)
+    (old / shortlists.FILENAME).unlink()
+    with caplog.at_level("WARNING"):
+        rows = translate.translate(runner.load(task.TASK, old), TEXTS, beam_size=1)
+    assert "computing it from" in caplog.text and rows[0]["translation"] == "4 3 2 1"
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        trained = runner.load(task.TASK, old)
+        rows = translate.translate(trained, TEXTS, beam_size=1)
+    assert "decoding over the full vocabulary" in caplog.text
+    assert trained.metadata.entries["shortlist"] is False
+    assert [row["translation"] for row in rows] == \
+        [row["translation"] for row in translate.translate(full, TEXTS, beam_size=1)]
