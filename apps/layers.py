@@ -276,19 +276,28 @@ class RecurrentEncoder(keras.layers.Layer):
             finals.append(final)
         return x, finals
 
-    def step(self, inputs, states):
+    def input_weights(self, layer: int = 0):
+        """(kernel, bias) of a layer's input projection (forward direction): its input
+        reaches the cell only as input @ kernel + bias."""
+        return self._weights(layer, 0)[:2]
+
+    def step(self, inputs, states, projected=None):
         """One time step for a unidirectional encoder: inputs [B, D] -> (output, states).
 
         `states` is what `zero_states` or a previous `step` returned; generation
         calls this once per new token instead of re-reading the whole sequence.
+        `projected`: the first layer's input projection already computed (inputs @
+        kernel + bias, `input_weights`; `inputs` is then not read), for a caller that
+        can compute it more cheaply.
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
-        x, new_states = inputs, []
+        x, new_states, given = inputs, [], projected
         cell_step = recurrence.STEPS[self.cell]
         for layer in range(self.num_layers):
             kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, 0)
-            projected = tf.matmul(x, kernel) + input_bias
+            projected = given if layer == 0 and given is not None else \
+                tf.matmul(x, kernel) + input_bias
             state, _ = cell_step(projected, tuple(s[0] for s in states[layer]), recurrent,
                                  recurrent_bias)
             out, state = state[0], tuple(s[None] for s in state)

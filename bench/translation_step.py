@@ -95,9 +95,15 @@ def main() -> None:
               tf.gather(model.output_bias, listed))
     short_logits = tf.random.normal([rows, args.shortlist])
     k = f"{args.shortlist:,}"
+    projected = model.decoding_context(context)
     parts.update({
+        "whole step, projected memory (`decoding_context`)":
+            lambda d: zero(model.step(previous, tuple(s + d for s in state), projected)[0]),
         f"whole step, shortlist of {k} pieces":
             lambda d: zero(model.step(previous, tuple(s + d for s in state), context,
+                                      output)[0]),
+        f"whole step, projected memory and shortlist of {k} pieces":
+            lambda d: zero(model.step(previous, tuple(s + d for s in state), projected,
                                       output)[0]),
         f"output layer, shortlist of {k} pieces":
             lambda d: zero(model._logits(hidden + d, attended, output=output)),

@@ -16,7 +16,8 @@ from pipelines.tokenizer import EOS_ID, PAD_ID
 
 
 class TranslatorDecoder:
-    """`initial_state(source ids [B, S])` -> (decoder state, (memory, keys, mask));
+    """`initial_state(source ids [B, S])` -> (decoder state, (memory, keys, mask, the
+    memory's projections: `Translator.decoding_context`));
     `step` is the model's own (the attention weights it returns give alignments)."""
 
     def __init__(self, model):
@@ -24,10 +25,25 @@ class TranslatorDecoder:
 
     def initial_state(self, source_ids):
         context, state = self.model.encode(source_ids)
-        return state, context
+        return state, self.model.decoding_context(context)
 
     def step(self, ids, state, context):
         return self.model.step(ids, state, context)
+
+
+class ShortlistDecoder(TranslatorDecoder):
+    """The translator over shortlist positions (`apps.translation.shortlist`): `step`
+    reads positions, embeds their real ids, and gives logits over the shortlist only
+    (its rows of the output matrix and bias gathered once, before the search's loop)."""
+
+    def __init__(self, model, ids):
+        super().__init__(model)
+        self.ids = ids
+        self.output = (tf.gather(model.target_embedding.embeddings, ids),
+                       tf.gather(model.output_bias, ids))
+
+    def step(self, positions, state, context):
+        return self.model.step(tf.gather(self.ids, positions), state, context, self.output)
 
 
 def output_limits(source_lengths, max_length, ratio: float):
@@ -53,9 +69,9 @@ def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio:
     else:
         ids = shortlists.shortlist_ids(*shortlist, source_ids,
                                        tf.shape(model.output_bias)[0])
-        decoder = shortlists.ShortlistDecoder(model, ids)
+        decoder = ShortlistDecoder(model, ids)
     state, context = decoder.initial_state(source_ids)
-    source_lengths = tf.reduce_sum(tf.cast(context[-1], tf.int32), axis=1)
+    source_lengths = tf.reduce_sum(tf.cast(context[2], tf.int32), axis=1)
     found = decoding.search(decoder, state, context,
                             output_limits(source_lengths, max_length, ratio), beam_size, alpha,
                             n_best)

@@ -59,14 +59,18 @@ class Attention(keras.layers.Layer):
 
     def call(self, query, keys, memory, mask):
         """query [B, Q, H] -> (context [B, Q, M], weights [B, Q, S])."""
+        weights = self.weights_of(query, keys, mask)
+        return tf.matmul(weights, memory), weights
+
+    def weights_of(self, query, keys, mask):
+        """query [B, Q, H] -> attention weights [B, Q, S] (softmax over the source)."""
         if self.kind == "bahdanau":
             hidden = tf.tanh(keys[:, None, :, :] + self.query_layer(query)[:, :, None, :])
             scores = tf.reduce_sum(hidden * self.score_vector, axis=-1)
         else:
             scores = tf.matmul(query, keys, transpose_b=True)
         scores = tf.where(mask[:, None, :], scores, tf.cast(MASKED_SCORE, scores.dtype))
-        weights = tf.nn.softmax(scores, axis=-1)
-        return tf.matmul(weights, memory), weights
+        return tf.nn.softmax(scores, axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "units": self.units}
@@ -159,7 +163,9 @@ class Translator(keras.Model):
         """Logits over the vocabulary, or over `output` = (rows of the output matrix
         [K, D], their biases [K]): a shortlist (`apps.translation.shortlist`)."""
         features = self.output_dropout(tf.concat([hidden, context], axis=-1), training=training)
-        out = self.readout(features)
+        return self._project(self.readout(features), output)
+
+    def _project(self, out, output=None):
         matrix, bias = output or (self.target_embedding.embeddings, self.output_bias)
         logits = tf.matmul(tf.reshape(out, [-1, tf.shape(out)[-1]]), tf.cast(matrix, out.dtype),
                            transpose_b=True)
@@ -168,9 +174,28 @@ class Translator(keras.Model):
 
     # -- one step: decoding -----------------------------------------------------------------
 
+    def decoding_context(self, context):
+        """(memory, keys, mask) -> the same plus the memory's projections that decoding
+        steps read: a step reads its attention context only through linear maps (the
+        readout and, with Bahdanau, the decoder's input projection), so
+        weights @ (memory @ W), with memory @ W computed once per sentence, replaces
+        (weights @ memory) @ W, a [rows, memory size] x [memory size, W] product every
+        step."""
+        memory, keys, mask = context
+        kernel = tf.cast(self.readout.kernel, memory.dtype)[self.units :]
+        projected = [tf.einsum("bsm,mx->bsx", memory, kernel)]
+        if self.feeds_attention:
+            cell_kernel = self.decoder.input_weights(0)[0][self.settings["embedding_dim"] :]
+            projected.append(tf.einsum("bsm,mx->bsx", memory, cell_kernel))
+        return (memory, keys, mask, *projected)
+
     def step(self, ids, state, context, output=None):
         """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S]);
-        `output`: a shortlist's rows of the output layer (logits [B, K]), see `_logits`."""
+        `output`: a shortlist's rows of the output layer (logits [B, K]), see `_logits`.
+        `context` as `encode` gives it, or with `decoding_context`'s projections (the
+        same arithmetic, fewer products)."""
+        if len(context) > 3:
+            return self._projected_step(ids, state, context, output)
         memory, keys, mask = context
         embedded = self.target_embedding(ids)
         if self.feeds_attention:
@@ -183,6 +208,25 @@ class Translator(keras.Model):
             attended, weights = self.attention(hidden[:, None], keys, memory, mask)
         return (self._logits(hidden, attended[:, 0], output=output), self._flat(states),
                 weights[:, 0])
+
+    def _projected_step(self, ids, state, context, output=None):
+        _, keys, mask, readout_memory, *cell_memory = context
+        embedded = self.target_embedding(ids)
+        top = -num_states(self.cell)
+        if self.feeds_attention:
+            weights = self.attention.weights_of(state[top][:, None], keys, mask)
+            kernel, bias = self.decoder.input_weights(0)
+            dim = self.settings["embedding_dim"]
+            projected = (tf.matmul(embedded, kernel[:dim]) + bias
+                         + tf.matmul(weights, cell_memory[0])[:, 0])
+            hidden, states = self.decoder.step(None, self._layered(state), projected)
+        else:
+            hidden, states = self.decoder.step(embedded, self._layered(state))
+            weights = self.attention.weights_of(hidden[:, None], keys, mask)
+        kernel = tf.cast(self.readout.kernel, hidden.dtype)[: self.units]
+        out = tf.tanh(tf.matmul(hidden, kernel) + tf.matmul(weights, readout_memory)[:, 0]
+                      + tf.cast(self.readout.bias, hidden.dtype))
+        return self._project(out, output), self._flat(states), weights[:, 0]
 
     # -- the whole target: training ----------------------------------------------------------
 

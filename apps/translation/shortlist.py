@@ -8,9 +8,9 @@ the pairs they occur in, best first) and every target piece by frequency. Per ba
 in the graph (`shortlist_ids`), the shortlist is the union of the batch's source
 pieces' first `per_source_piece` candidates, the `frequent` most frequent pieces and
 the special ids, sorted: the special ids keep their positions, so the searches
-(`apps.decoding`) run unchanged over shortlist positions, and `ShortlistDecoder` maps
-them back to real ids. What the export keeps is the table cut to the sizes chosen
-(graph constants), not the file.
+(`apps.decoding`) run unchanged over shortlist positions, and
+`apps.translation.decoding.ShortlistDecoder` maps them back to real ids. What the
+export keeps is the table cut to the sizes chosen (graph constants), not the file.
 """
 
 from __future__ import annotations
@@ -120,24 +120,6 @@ def shortlist_ids(candidates, frequent, source_ids, vocab_size):
     ids = tf.concat([tf.reshape(picked, [-1]), frequent, tf.range(SPECIAL)], axis=0)
     present = tf.scatter_nd(ids[:, None], tf.ones_like(ids), [vocab_size])
     return tf.cast(tf.where(present > 0)[:, 0], tf.int32)
-
-
-class ShortlistDecoder:
-    """A translator decoder over shortlist positions: `step` reads positions, embeds the
-    real ids, and gives logits over the shortlist only (rows of the output matrix and
-    bias gathered once per batch, before the search's loop)."""
-
-    def __init__(self, model, ids):
-        self.model, self.ids = model, ids
-        self.output = (tf.gather(model.target_embedding.embeddings, ids),
-                       tf.gather(model.output_bias, ids))
-
-    def initial_state(self, source_ids):
-        context, state = self.model.encode(source_ids)
-        return state, context
-
-    def step(self, positions, state, context):
-        return self.model.step(tf.gather(self.ids, positions), state, context, self.output)
 
 
 def table_for_run(path: Path, settings, inputters, read_training_data) -> LexicalTable | None:
