@@ -6,12 +6,14 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from apps import runner
+from apps import runner, training
 from apps.decoding import first
 from apps.translation import decoding, task, translate
 from apps.translation import shortlist as shortlists
+from apps.translation.model import Translator
 
 TEXTS = ["1 2 3 4", "", "7 7 0 1 2", "5"]
 
@@ -93,3 +95,20 @@ def test_run_and_export_agree_with_a_short_list_and_an_old_run_still_translates(
     assert trained.metadata.entries["shortlist"] is False
     assert [row["translation"] for row in rows] == \
         [row["translation"] for row in translate.translate(full, TEXTS, beam_size=1)]
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_a_step_over_the_projected_memory_is_the_plain_step(attention):
+    training.set_seed(3)
+    model = Translator(40, 40, 8, attention, encoder=dict(cell="lstm", units=6, num_layers=2,
+                                                          bidirectional=True))
+    model.build()
+    for weight in model.weights:
+        weight.assign(tf.random.normal(weight.shape, stddev=0.5))
+    source = tf.constant([[5, 6, 7, 0], [9, 4, 0, 0]])
+    context, state = model.encode(source)
+    plain = model.step(tf.constant([4, 8]), state, context)
+    projected = model.step(tf.constant([4, 8]), state, model.decoding_context(context))
+    for a, b in zip(tf.nest.flatten(plain), tf.nest.flatten(projected)):
+        assert a.shape == b.shape and np.allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert not np.allclose(plain[0].numpy()[0], plain[0].numpy()[1], atol=1e-3)
