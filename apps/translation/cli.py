@@ -30,6 +30,7 @@ Examples:
   apps translation score runs/de-en --source "Ein Hund rennt." --target "A dog runs." --json
   apps translation score saved_models/translation/1 --input pairs.tsv   # source<TAB>target
   apps translation export runs/de-en --beam-size 5
+  apps translation evaluate runs/de-en --data multi30k/val --no-shortlist   # full vocabulary
 """
 
 

@@ -31,8 +31,8 @@ FILENAME = "shortlist.npz"
 SAMPLE_PAIRS = 100_000  # training pairs the table is counted from, at most
 STORED_CANDIDATES = 64  # candidates kept per source piece in the file
 # chosen on Multi30k `val` (docs/translation.md, "Decoding")
-PER_SOURCE_PIECE = 20
-FREQUENT = 500
+PER_SOURCE_PIECE = 5
+FREQUENT = 250
 SPECIAL = EOS_ID + 1  # ids 0..EOS_ID are always in a shortlist, in place
 
 
