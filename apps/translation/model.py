@@ -217,14 +217,16 @@ class Translator(keras.Model):
             weights = self.attention.weights_of(state[top][:, None], keys, mask)
             kernel, bias = self.decoder.input_weights(0)
             dim = self.settings["embedding_dim"]
+            attended = tf.matmul(tf.cast(weights, cell_memory[0].dtype), cell_memory[0])
             projected = (tf.matmul(embedded, kernel[:dim]) + bias
-                         + tf.matmul(weights, cell_memory[0])[:, 0])
+                         + tf.cast(attended[:, 0], embedded.dtype))
             hidden, states = self.decoder.step(None, self._layered(state), projected)
         else:
             hidden, states = self.decoder.step(embedded, self._layered(state))
             weights = self.attention.weights_of(hidden[:, None], keys, mask)
         kernel = tf.cast(self.readout.kernel, hidden.dtype)[: self.units]
-        out = tf.tanh(tf.matmul(hidden, kernel) + tf.matmul(weights, readout_memory)[:, 0]
+        attended = tf.matmul(tf.cast(weights, readout_memory.dtype), readout_memory)[:, 0]
+        out = tf.tanh(tf.matmul(hidden, kernel) + tf.cast(attended, hidden.dtype)
                       + tf.cast(self.readout.bias, hidden.dtype))
         return self._project(out, output), self._flat(states), weights[:, 0]
 
