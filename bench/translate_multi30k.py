@@ -2,8 +2,9 @@
 
 Trains `apps translation train` with bench/configs/translate_multi30k.yaml on `train`
 (the best epoch chosen by BLEU on `val`), reports sacreBLEU / chrF on
-`test_2016_flickr` (never used to choose anything), exports with beam 5 and times the
-SavedModel's decoding over the 1,000 test sentences in batches (greedy through the
+`test_2016_flickr` (never used to choose anything), exports with beam 5 twice (with
+and without the vocabulary shortlist) and times both SavedModels' decoding over the
+1,000 test sentences in batches, in turns in one process (greedy through the
 `translate` signature, beam 5 through `serving_default`). Then runs the peer
 (bench/peers/keras_translation_recipe.py) with the project's joint SentencePiece model
 for the same wall time as the project's `train` command.
@@ -14,12 +15,19 @@ for the same wall time as the project's `train` command.
 `--train-lines N` trains on the first N pairs only (a smoke run of the script).
 
 `--decode-only RUN` measures decoding speed alone from an existing run directory: it
-exports RUN with beam 5, times the SavedModel, and trains the peer for only
+exports RUN with beam 5 (with and without the shortlist; a run trained before shortlist
+tables gets its table computed from the training data its config names), times the
+SavedModels, and trains the peer for only
 `--peer-time-budget` seconds before timing its greedy decoding (its loop's cost depends on how
 long its outputs are, which is reported, not on its weights as such).
 
     python bench/translate_multi30k.py --decode-only runs/de-en --batch-size 64 \
         [--output-md FILE]
+
+`--choose-shortlist RUN` compares shortlist sizes on `val` (never test), in memory:
+
+    python bench/translate_multi30k.py --choose-shortlist runs/de-en \
+        --sizes 3:100,5:250,10:250 --beams 1,5
 """
 
 from __future__ import annotations
