@@ -69,7 +69,7 @@ def lm_settings(shakespeare_files):
 
 # Session fixtures that train models for many seconds. (The serving tests' one-epoch
 # sentiment export is cheaper to make on each worker than to keep its ~90 tests on one.)
-SHARED_MODELS = {"tiny_run", "tiny_export", "all_kinds", "kinds_server"}
+SHARED_MODELS = {"tiny_run", "tiny_run_logged", "tiny_export", "all_kinds", "kinds_server"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
