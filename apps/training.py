@@ -443,10 +443,14 @@ class TrainingLoop:
             return self._compiled[key]
         model, strategy = self.model, self.strategy
 
+        @tf.autograph.experimental.do_not_convert
+        def count_tracing():
+            self.traces[kind] += 1  # Python runs only while tracing
+            log.debug("Tracing the %s step for %s", kind, element_spec)
+
         def counted(step):
             def traced(*args):
-                self.traces[kind] += 1  # Python runs only while tracing
-                log.debug("Tracing the %s step for %s", kind, element_spec)
+                count_tracing()
                 return step(*args)
             return traced
 
