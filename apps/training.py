@@ -46,6 +46,7 @@ of passes, continued across epochs.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import io
@@ -368,6 +369,7 @@ class DataStream:
         position = position or {}
         self.pass_index, self.batch = position.get("pass", 0), position.get("batch", 0)
         self._iterator = None
+        self.element_spec = None  # of the batches being read (the pass opened last)
 
     @property
     def position(self) -> dict[str, int]:
@@ -377,7 +379,9 @@ class DataStream:
         dataset = self.passes(self.pass_index)
         if self.batch:
             dataset = dataset.skip(self.batch)  # the same batches, read and dropped
-        self._iterator = iter(distribute.distribute(self.strategy, dataset))
+        batches = distribute.distribute(self.strategy, dataset)
+        self.element_spec = batches.element_spec
+        self._iterator = iter(batches)
 
     def epoch(self, steps: int | None) -> Iterator:
         """The next epoch's batches: the rest of the current pass (`steps` None), or the
@@ -414,29 +418,69 @@ def batch_rows(batch) -> int | None:
 class TrainingLoop:
     """The model's own `train_step` / `test_step`, one compiled call per batch, run on
     every replica of `strategy` (Keras' `fit` fails under multi-worker strategies in
-    Keras 3, and one loop for every strategy keeps one code path)."""
+    Keras 3, and one loop for every strategy keeps one code path).
+
+    Each step is traced once per dataset `element_spec` (its unknown batch and time
+    dimensions stay unknown), not once per new batch shape: padded batches of another
+    length, or a last smaller batch, reuse the same graph. `traces` counts the tracings
+    (what a test of this checks)."""
 
     def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy,
                  first_batch, jit_compile: bool = False):
-        self.model, self.strategy = model, strategy
+        self.model, self.strategy, self.jit_compile = model, strategy, jit_compile
         with strategy.scope():  # metric, loss and optimizer variables, before any tracing
             model._symbolic_build(data_batch=first_batch)  # noqa: SLF001 - what fit does
-
-        def compiled(step):
-            return tf.function(lambda *args: strategy.run(step, args=args),
-                               reduce_retracing=True, jit_compile=jit_compile)
-
-        def train_and_agree(batch, stop):
-            """A training step that also sums every worker's "time is up" flag, so that all
-            stop after the same step (collective ops need every worker)."""
-            context = tf.distribute.get_replica_context()
-            return model.train_step(batch), context.all_reduce("sum", tf.identity(stop))
-
         self.agree = distribute.is_multi_worker(strategy)
-        self.train_step = compiled(train_and_agree if self.agree else model.train_step)
-        self.test_step = compiled(model.test_step)
+        self.traces: collections.Counter[str] = collections.Counter()
+        self._compiled: dict[tuple[str, str], Callable] = {}
         self.steps = 0
         self.examples = 0
+
+    def step(self, kind: str, element_spec) -> Callable:
+        """The compiled `kind` step ("train" or "test") for batches of `element_spec`."""
+        key = (kind, repr(element_spec))
+        if key in self._compiled:
+            return self._compiled[key]
+        model, strategy = self.model, self.strategy
+
+        @tf.autograph.experimental.do_not_convert
+        def count_tracing():
+            self.traces[kind] += 1  # Python runs only while tracing
+            log.debug("Tracing the %s step for %s", kind, element_spec)
+
+        def counted(step):
+            def traced(*args):
+                count_tracing()
+                return step(*args)
+            return traced
+
+        if kind == "test":
+            step = counted(model.test_step)
+            signature = [element_spec]
+
+            def run(batch):
+                return strategy.run(step, args=(batch,))
+        elif self.agree:
+            def train_and_agree(batch, stop):
+                """A training step that also sums every worker's "time is up" flag, so
+                that all stop after the same step (collective ops need every worker)."""
+                context = tf.distribute.get_replica_context()
+                return model.train_step(batch), context.all_reduce("sum", tf.identity(stop))
+
+            step = counted(train_and_agree)
+            signature = [element_spec, tf.TensorSpec([], tf.float32)]
+
+            def run(batch, stop):
+                return strategy.run(step, args=(batch, stop))
+        else:
+            step = counted(model.train_step)
+            signature = [element_spec]
+
+            def run(batch):
+                return strategy.run(step, args=(batch,))
+        compiled = tf.function(run, input_signature=signature, jit_compile=self.jit_compile)
+        self._compiled[key] = compiled
+        return compiled
 
     def _first_replica(self, logs) -> dict[str, float]:
         return {k: float(v) for k, v in
@@ -455,11 +499,12 @@ class TrainingLoop:
         self.steps, self.examples = first_step, 0
         for batch in batches:
             tracker.before_batch()
+            train_step = self.step("train", stream.element_spec)
             if self.agree:
-                logs, stops = self.train_step(batch, tf.constant(float(tracker.over_budget())))
+                logs, stops = train_step(batch, tf.constant(float(tracker.over_budget())))
                 stop = float(self.strategy.experimental_local_results(stops)[0]) > 0
             else:
-                logs, stop = self.train_step(batch), tracker.over_budget()
+                logs, stop = train_step(batch), tracker.over_budget()
             self.steps += 1
             self.examples += batch_rows(batch) or 0
             if progress is not None:
@@ -472,8 +517,10 @@ class TrainingLoop:
 
     def evaluate(self, dataset) -> dict[str, float]:
         self.model.reset_metrics()
-        for batch in distribute.distribute(self.strategy, dataset):
-            self.test_step(batch)
+        batches = distribute.distribute(self.strategy, dataset)
+        test_step = self.step("test", batches.element_spec)
+        for batch in batches:
+            test_step(batch)
         return self._results("val_")
 
 

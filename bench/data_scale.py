@@ -101,8 +101,9 @@ def throughput(blocks: int, steps: int) -> dict:
     data = {mode: TASK.read_training_data(settings) for mode, settings in paths.items()}
     inputters = TASK.make_inputters(paths["off"])
     TASK.fit_inputters(inputters, *data["off"], paths["off"])
-    batches = {mode: iter(TASK.datasets(settings, inputters, *data[mode])[0](0).repeat())
-               for mode, settings in paths.items()}
+    datasets = {mode: TASK.datasets(settings, inputters, *data[mode])[0](0).repeat()
+                for mode, settings in paths.items()}
+    batches = {mode: iter(dataset) for mode, dataset in datasets.items()}
     model = TASK.build_model(paths["off"], inputters)
     first = next(batches["off"])
     TASK.compile_model(model, paths["off"], TrainingPlan(None, None, 1000))
@@ -113,7 +114,7 @@ def throughput(blocks: int, steps: int) -> dict:
             start, rows = time.monotonic(), 0
             for _ in range(steps):
                 batch = next(batches[mode])
-                logs = loop.train_step(batch)
+                logs = loop.step("train", datasets[mode].element_spec)(batch)
                 rows += batch_rows(batch)
             float(logs["loss"])  # wait for the block's last step
             if block:

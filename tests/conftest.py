@@ -69,7 +69,7 @@ def lm_settings(shakespeare_files):
 
 # Session fixtures that train models for many seconds. (The serving tests' one-epoch
 # sentiment export is cheaper to make on each worker than to keep its ~90 tests on one.)
-SHARED_MODELS = {"tiny_run", "tiny_export", "all_kinds", "kinds_server"}
+SHARED_MODELS = {"tiny_run", "tiny_run_logged", "tiny_export", "all_kinds", "kinds_server"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -79,7 +79,8 @@ def pytest_collection_modifyitems(config, items):
     Two tests belong together when they use the same session fixture of SHARED_MODELS
     (the same definition: each task folder has its own `tiny_run`) or the same module
     fixture in the same file; togetherness is transitive, and each group becomes one
-    `xdist_group`. Tests that share nothing go to whichever worker is free.
+    `xdist_group`. Tests that share nothing go to whichever worker is free, the slow
+    ones first.
     """
     if not config.pluginmanager.hasplugin("xdist"):
         return
@@ -107,3 +108,6 @@ def pytest_collection_modifyitems(config, items):
         if keys:
             group = names.setdefault(root(keys[0]), f"{item.path.parent.name}-{len(names)}")
             item.add_marker(pytest.mark.xdist_group(group))
+    # xdist hands out the groups largest first, then single tests in this order: the
+    # slow ones (end-to-end runs in fresh processes) first, so none is left alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

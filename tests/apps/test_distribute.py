@@ -49,8 +49,9 @@ for name in ("one-device", "mirrored"):
         task.TASK.compile_model(model, settings, None)
     loop = training.TrainingLoop(model, strategy, batches[0])
     for batch in batches:
-        for split in distribute.distribute(strategy, tf.data.Dataset.from_tensors(batch)):
-            loop.train_step(split)
+        splits = distribute.distribute(strategy, tf.data.Dataset.from_tensors(batch))
+        for split in splits:
+            loop.step("train", splits.element_spec)(split)
     weights[name] = [w.numpy() for w in model.weights]
     print(name, strategy.num_replicas_in_sync)
 worst = max(float(np.abs(a - b).max()) for a, b in zip(weights["one-device"],

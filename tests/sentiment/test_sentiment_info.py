@@ -11,11 +11,6 @@ from apps import precision, runner
 from apps.sentiment import task
 
 
-@pytest.fixture(scope="module")
-def tiny_export(tmp_path_factory, tiny_run):
-    return runner.export(task.TASK, tiny_run[0], tmp_path_factory.mktemp("saved_models"))
-
-
 def test_config_and_export_record_what_auto_became(tiny_run, tiny_export):
     run_dir, _ = tiny_run
     config = json.loads((run_dir / "config.json").read_text())
@@ -38,6 +33,18 @@ def test_training_prints_the_model_summary(tiny_run_printed):
     vocabulary = model.weights[0].shape[0]
     row = next(line for line in out.splitlines() if line.strip().startswith("member_0/embedding"))
     assert row.split()[1:] == [f"{vocabulary * 32:,}", f"{vocabulary}x32"]  # 32: --embedding-dim
+
+
+def test_training_traces_each_step_once(tiny_run_logged):
+    """400 training lines in batches of 32 (a last one of 16) padded to each batch's
+    longest line, and 100 validation lines: many batch shapes, one graph per step (the
+    loop once traced each step three times here, 2-3 s a tracing)."""
+    *_, records = tiny_run_logged
+    traced = [record.getMessage() for record in records
+              if record.getMessage().startswith("Tracing the")]
+    assert [message.split(" for ")[0] for message in traced] == \
+        ["Tracing the train step", "Tracing the test step"], traced
+    assert "shape=(None, None)" in traced[0]  # batch and time unknown: every batch fits
 
 
 def test_info_on_a_run_and_its_export(tiny_run, tiny_export):
