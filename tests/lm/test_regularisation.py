@@ -119,7 +119,8 @@ def test_init_from_a_regularised_lm_loads_into_a_classifier_and_an_lm(
                                   source.embedding.get_weights()[0])
     path, _ = runner.train(SENTIMENT, sentiment_settings(
         init_from=str(regularised_run), epochs=1, freeze_epochs=1, bidirectional=False,
-        members=1, **sizes), tmp_path / "classifier", verbose=0)
+        members=1, tokenizer="char", vocab_size=2000, **sizes), tmp_path / "classifier",
+        verbose=0)
     classifier = runner.load(SENTIMENT, path).model.members[0]
     for mine, theirs in zip(classifier.encoder.get_weights(), source.encoder.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
