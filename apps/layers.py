@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from apps import recurrence
 from apps.settings import CELLS as CELL_NAMES
-from apps.settings import IMPLEMENTATIONS
+from apps.settings import DROPOUT_KINDS, IMPLEMENTATIONS
 
 # The names are the --cell choices (apps.settings); this gives each its Keras layer.
 CELLS = dict(zip(CELL_NAMES, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU),
@@ -96,6 +96,47 @@ def num_states(cell: str) -> int:
     return 2 if cell == "lstm" else 1
 
 
+# --------------------------------------------------------------------------- dropout
+
+
+def sequence_dropout(rate: float, kind: str = "standard") -> keras.layers.Dropout:
+    """Dropout on [B, T, D] sequences: "standard" draws a new mask at every time step;
+    "locked" (variational dropout, Gal and Ghahramani 2016) one mask per sequence,
+    shared by all its time steps, so a unit is either gone for the whole sequence or
+    there at every step (the recurrence cannot average the noise away)."""
+    if kind not in DROPOUT_KINDS:
+        raise ValueError(f"dropout_kind must be one of {DROPOUT_KINDS}, received {kind!r}")
+    return keras.layers.Dropout(rate, noise_shape=(None, 1, None) if kind == "locked" else None)
+
+
+@keras.saving.register_keras_serializable(package="apps")
+class EmbeddingDropout(keras.layers.Layer):
+    """Drops whole rows of an embedding matrix while training (Gal and Ghahramani 2016;
+    AWD-LSTM): a dropped token reads zeros wherever it occurs in the batch, the kept
+    rows are scaled by 1 / (1 - rate). The identity at inference.
+
+    Call with the token ids [B, T] and their embeddings [B, T, D]: masking the rows
+    looked up is the same as masking the matrix, without a copy of it per batch.
+    """
+
+    def __init__(self, rate: float, vocab_size: int, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate must be in [0, 1), received {rate!r}")
+        self.rate, self.vocab_size = float(rate), int(vocab_size)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, embedded, training=None):
+        if not training or not self.rate:
+            return embedded
+        kept = keras.random.uniform([self.vocab_size], seed=self.seed_generator) >= self.rate
+        scale = tf.cast(kept, embedded.dtype) / tf.cast(1.0 - self.rate, embedded.dtype)
+        return embedded * tf.gather(scale, ids)[..., None]
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "vocab_size": self.vocab_size}
+
+
 # --------------------------------------------------------------------------- encoder
 
 
@@ -109,6 +150,12 @@ class RecurrentEncoder(keras.layers.Layer):
         num_layers: how many recurrent layers are stacked.
         bidirectional: also read each sequence right to left and concatenate.
         dropout: dropout rate on the inputs of every layer after the first.
+        dropout_kind: "standard" (a new mask every time step) or "locked" (one mask
+            per sequence, shared over time: variational dropout).
+        weight_drop: DropConnect rate on the recurrent kernels while training
+            (AWD-LSTM's weight drop): one mask per kernel and batch, drawn in `call`;
+            training with it always runs the fused recurrence (the stock Keras
+            layers read their own variables). `step` and inference never drop.
         residual: add each layer's input to its output where the sizes match.
         implementation: "keras" (stock layers: cuDNN on a GPU), "fused" (the CPU
             recurrence of `apps.recurrence`), or "auto": "keras" when a GPU is
@@ -123,7 +170,8 @@ class RecurrentEncoder(keras.layers.Layer):
     """
 
     def __init__(self, cell="lstm", units=128, num_layers=1, bidirectional=True, dropout=0.0,
-                 residual=False, implementation="auto", **kwargs):
+                 residual=False, implementation="auto", dropout_kind="standard",
+                 weight_drop=0.0, **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, received cell={cell!r}")
@@ -133,6 +181,11 @@ class RecurrentEncoder(keras.layers.Layer):
         self.cell, self.units, self.num_layers = cell, int(units), int(num_layers)
         self.bidirectional, self.dropout_rate = bool(bidirectional), float(dropout)
         self.residual, self.implementation = bool(residual), implementation
+        if not 0.0 <= float(weight_drop) < 1.0:
+            raise ValueError(f"weight_drop must be in [0, 1), received {weight_drop!r}")
+        self.dropout_kind, self.weight_drop = dropout_kind, float(weight_drop)
+        if self.weight_drop:  # only then: a model without it keeps the same variables
+            self.weight_drop_seed = keras.random.SeedGenerator()
         self.directions = 2 if self.bidirectional else 1
         self.rnns = [
             [
@@ -143,7 +196,7 @@ class RecurrentEncoder(keras.layers.Layer):
             ]
             for layer in range(self.num_layers)
         ]
-        self.dropouts = [keras.layers.Dropout(dropout) for _ in range(self.num_layers)]
+        self.dropouts = [sequence_dropout(dropout, dropout_kind) for _ in range(self.num_layers)]
         self.supports_masking = True
 
     @property
@@ -158,32 +211,40 @@ class RecurrentEncoder(keras.layers.Layer):
             size = self.output_size
         self.built = True
 
-    def _use_fused(self) -> bool:
+    def _use_fused(self, training=None) -> bool:
         traced = _traced.get()
         if traced == "cudnn" and self.cell == "rnn":
             raise CudnnUnavailable("SimpleRNN has no cuDNN kernel: a --gpu-only export needs "
                                    "a model trained with --cell lstm or gru.")
         if traced is not None:
             return traced == "fused"
+        if training and self.weight_drop:
+            return True
         if self.implementation == "auto":
             return not gpu_available()
         return self.implementation == "fused"
 
-    def _weights(self, layer: int, direction: int):
+    def _weights(self, layer: int, direction: int, training=None):
         """(kernel, input bias, recurrent kernel, recurrent bias or None) of one direction.
 
         Read as tensors at the compute precision: under a distribution strategy a
         variable's value is still a (mirrored) variable, which the hand-written
-        gradients must not see.
+        gradients must not see. Training with `weight_drop`, the recurrent kernel is
+        masked here (the gradient reaches the variable through the mask).
         """
         cell = self.rnns[layer][direction].cell
         kernel, recurrent, bias = (tf.cast(tf.convert_to_tensor(v.value), self.compute_dtype)
                                    for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
+        if training and self.weight_drop:
+            kept = keras.random.uniform(recurrent.shape, seed=self.weight_drop_seed) \
+                >= self.weight_drop
+            recurrent = recurrent * (tf.cast(kept, recurrent.dtype)
+                                     / tf.cast(1.0 - self.weight_drop, recurrent.dtype))
         if self.cell == "gru":  # reset_after=True: separate input and recurrent biases
             return kernel, bias[0], recurrent, bias[1]
         return kernel, bias, recurrent, None
 
-    def _fused_layer(self, layer, inputs, mask, initial_states):
+    def _fused_layer(self, layer, inputs, mask, initial_states, training=None):
         """One layer through `apps.recurrence`; `mask` None means nothing is padded.
 
         Each direction runs its own loop: the two loops share no ops, so TensorFlow
@@ -202,7 +263,8 @@ class RecurrentEncoder(keras.layers.Layer):
 
         sequences, finals = [], []
         for direction in range(self.directions):
-            kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, direction)
+            kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, direction,
+                                                                          training)
             source = reverse(time_major) if direction else time_major
             projected = tf.matmul(source, kernel) + input_bias
             states = tuple(state[direction] for state in initial_states)
@@ -259,14 +321,15 @@ class RecurrentEncoder(keras.layers.Layer):
         else:  # carried states may be float32 while mixed precision computes in bfloat16
             initial_states = tf.nest.map_structure(lambda s: tf.cast(s, inputs.dtype),
                                                    initial_states)
-        fused = self._use_fused()
+        fused = self._use_fused(training)
         if mask is None and not fused:
             mask = tf.ones(tf.shape(inputs)[:2], dtype=tf.bool)
         x, finals = inputs, []
         for layer in range(self.num_layers):
             layer_input = self.dropouts[layer](x, training=training) if layer else x
             if fused:
-                out, final = self._fused_layer(layer, layer_input, mask, initial_states[layer])
+                out, final = self._fused_layer(layer, layer_input, mask, initial_states[layer],
+                                               training)
             else:
                 out, final = self._keras_layer(layer, layer_input, mask, initial_states[layer],
                                                training)
@@ -318,7 +381,8 @@ class RecurrentEncoder(keras.layers.Layer):
         return {**super().get_config(), "cell": self.cell, "units": self.units,
                 "num_layers": self.num_layers, "bidirectional": self.bidirectional,
                 "dropout": self.dropout_rate, "residual": self.residual,
-                "implementation": self.implementation}
+                "implementation": self.implementation, "dropout_kind": self.dropout_kind,
+                "weight_drop": self.weight_drop}
 
 
 # --------------------------------------------------------------------------- pooling

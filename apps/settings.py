@@ -27,6 +27,7 @@ IMPLEMENTATIONS = ("auto", "keras", "fused")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
+DROPOUT_KINDS = ("standard", "locked")
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None,  # noqa: A002
@@ -259,6 +260,39 @@ class TransferSettings(Settings):
                 self.lr_layer_decay)
         require(not self.freeze_epochs or self.init_from, "freeze_epochs",
                 "0 without --init-from (only loaded layers are frozen)", self.freeze_epochs)
+
+
+@dataclass
+class RecurrentRegularisationSettings(Settings):
+    """AWD-LSTM's regularisers of a recurrent model (Merity et al., 2018), all off by
+    default; a task composes this group first among its bases (its `encoder_arguments`
+    adds to the encoder's). None of them is in an exported graph: they act while
+    training only."""
+
+    embedding_dropout: float = setting(
+        0.0, "Share of the vocabulary whose embedding rows are dropped for a whole batch "
+        "while training (every occurrence of a dropped token reads zeros; Gal and "
+        "Ghahramani 2016, AWD-LSTM: 0.1). 0: off.", section="model")
+    dropout_kind: str = setting(
+        "standard", "How --dropout draws its masks on the inputs and outputs of the "
+        "recurrent layers: standard (a new mask at every time step) or locked (variational "
+        "dropout: one mask per sequence, shared by all its time steps, as AWD-LSTM).",
+        DROPOUT_KINDS, section="model")
+    weight_drop: float = setting(
+        0.0, "DropConnect on the recurrent (hidden-to-hidden) matrices: this share of "
+        "their entries is zeroed, one mask per batch, while training (AWD-LSTM: 0.5). "
+        "Trains through the fused recurrence (also on a GPU, where cuDNN cannot). 0: off.",
+        section="model")
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("embedding_dropout", "weight_drop"):
+            value = getattr(self, key)
+            require(0.0 <= value < 1.0, key, "in [0, 1)", value)
+
+    def encoder_arguments(self) -> dict:
+        return {**super().encoder_arguments(), "dropout_kind": self.dropout_kind,
+                "weight_drop": self.weight_drop}
 
 
 STREAMING = ("auto", "on", "off")

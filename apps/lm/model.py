@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from apps.layers import RecurrentEncoder
+from apps.layers import EmbeddingDropout, RecurrentEncoder, sequence_dropout
 
 
 @keras.saving.register_keras_serializable(package="apps")
@@ -24,21 +24,29 @@ class LanguageModel(keras.Model):
         tie_embeddings: use the embedding matrix (transposed) as the output layer; when
             the encoder's units differ from `embedding_dim`, a linear projection maps
             the recurrent output to the embedding size first.
-        dropout: rate on the embeddings and on the recurrent output.
+        dropout: rate on the embeddings and on the recurrent output, drawn as the
+            encoder's `dropout_kind` says (locked: one mask per sequence).
+        embedding_dropout: share of the embedding matrix's rows dropped per batch while
+            training (`EmbeddingDropout`); with tied embeddings the output layer reads
+            the whole matrix, as in AWD-LSTM.
         encoder: keyword arguments for `RecurrentEncoder` (forced unidirectional).
     """
 
     def __init__(self, vocab_size, embedding_dim=128, tie_embeddings=False, dropout=0.0,
-                 encoder=None, **kwargs):
+                 encoder=None, embedding_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         encoder = {**(encoder or {}), "bidirectional": False}
         self.settings = dict(vocab_size=int(vocab_size), embedding_dim=int(embedding_dim),
                              tie_embeddings=bool(tie_embeddings), dropout=float(dropout),
-                             encoder=encoder)
+                             encoder=encoder, embedding_dropout=float(embedding_dropout))
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        # Only when on: a model without it keeps the variables of earlier runs.
+        self.row_dropout = EmbeddingDropout(embedding_dropout, vocab_size) \
+            if embedding_dropout else None
+        kind = encoder.get("dropout_kind", "standard")
+        self.embedding_dropout = sequence_dropout(dropout, kind)
         self.encoder = RecurrentEncoder(**encoder, name="encoder")
-        self.output_dropout = keras.layers.Dropout(dropout)
+        self.output_dropout = sequence_dropout(dropout, kind)
         self.projection = None
         if tie_embeddings:
             if self.encoder.output_size != embedding_dim:
@@ -69,7 +77,10 @@ class LanguageModel(keras.Model):
 
     def run(self, ids, states=None, training=None):
         """ids [B, T] -> (logits [B, T, V], final states); `states` continues a stream."""
-        x = self.embedding_dropout(self.embedding(ids), training=training)
+        x = self.embedding(ids)
+        if self.row_dropout is not None:
+            x = self.row_dropout(ids, x, training=training)
+        x = self.embedding_dropout(x, training=training)
         if not self.encoder.built:
             self.encoder.build(x.shape)
         sequence, states = self.encoder(x, training=training, initial_states=states)
@@ -142,6 +153,7 @@ class StateCarry:
 def build(settings, vocab_size: int) -> LanguageModel:
     """The model for resolved `LanguageModelSettings`, with its weights created."""
     model = LanguageModel(vocab_size, settings.embedding_dim, settings.tie_embeddings,
-                          settings.dropout, encoder=settings.encoder_arguments())
+                          settings.dropout, encoder=settings.encoder_arguments(),
+                          embedding_dropout=settings.embedding_dropout)
     model(tf.zeros([1, 1], tf.int32))
     return model

@@ -21,7 +21,13 @@ from apps.config import require
 from apps.errors import ConfigError, DataError
 from apps.lm import serving
 from apps.lm.model import build
-from apps.settings import ScheduledTaskSettings, StreamingSettings, TransferSettings, setting
+from apps.settings import (
+    RecurrentRegularisationSettings,
+    ScheduledTaskSettings,
+    StreamingSettings,
+    TransferSettings,
+    setting,
+)
 from apps.task import Task, TrainingPlan
 from apps.training import pass_seed
 from pipelines import sources, streams
@@ -35,7 +41,8 @@ REPORTED = ("nats_per_char", "bits_per_char", "perplexity", "tokens", "chars")
 
 
 @dataclass
-class LanguageModelSettings(ScheduledTaskSettings, StreamingSettings, TransferSettings):
+class LanguageModelSettings(RecurrentRegularisationSettings, ScheduledTaskSettings,
+                            StreamingSettings, TransferSettings):
     """Everything `apps lm train` can be told; saved as the run's config.json.
 
     Without validation text, the last --valid-fraction of the training text is held out
