@@ -129,6 +129,7 @@ def resolve(settings_class, config_file: Path | None, flags: dict[str, Any]):
                    for k, v in flags.items() if k in fields})
     settings = settings_class(**values)
     settings.validate()
+    settings.check_given(set(values))
     return settings
 
 

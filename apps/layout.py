@@ -38,6 +38,11 @@ class RunDirectory:
     logs = property(lambda self: self.path / "logs")
     plots = property(lambda self: self.path / "plots")
 
+    def split_part(self, part: str, suffix: str) -> Path:
+        """Where a run names the parts of --data it trained on ("kept") and held out for
+        validation ("heldout"), as files of the task's own format (`suffix`)."""
+        return self.path / f"{part}{suffix}"
+
     def epoch_weights(self, epoch: int) -> Path:
         """Where `--keep-epochs` keeps an epoch's weights."""
         return self.checkpoints / f"epoch-{epoch}.weights.h5"

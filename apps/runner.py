@@ -101,6 +101,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
                 inputter.save(run.path)
             task.fit_extras(run.path, settings, inputters, train_examples)
             training.write_json(run.config, config)
+            if not settings.valid:
+                write_split(task, run, train_examples, valid_examples)
         train_data, valid_data = task.datasets(settings, inputters, train_examples,
                                                valid_examples, replicas=replicas)
         passes = training.as_passes(train_data)
@@ -134,6 +136,22 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
         shutil.rmtree(run.path, ignore_errors=True)  # a worker's temporary copy
         return output, report
     return run.path, report
+
+
+def write_split(task: Task, run: RunDirectory, kept, held) -> None:
+    """Name the validation data held out of --data (--valid-fraction, --seed): both parts
+    as files of the task's format, `RUN/kept.*` and `RUN/heldout.*`, so the user can
+    score exactly the held-out part and train another model (a language model to fuse)
+    on exactly the kept one. Only for tasks that can write their examples back."""
+    if task.split_suffix is None:
+        return
+    paths = [run.split_part(part, task.split_suffix) for part in ("kept", "heldout")]
+    if all(task.write_examples(examples, path) for examples, path in zip((kept, held), paths)):
+        log.info("Validation data held out of --data: %s (the rest, trained on: %s).",
+                 paths[1], paths[0])
+        return
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def settings_init_from(settings) -> str | None:

@@ -88,6 +88,10 @@ class Settings:
             if choices and value is not None:
                 require(value in choices, field.name, f"one of {', '.join(choices)}", value)
 
+    def check_given(self, given: set[str]) -> None:
+        """Refuse settings that contradict each other when both are given (in a config
+        file or as flags): a default never contradicts. Chains like `validate`."""
+
 
 @dataclass
 class DataSettings(Settings):
@@ -98,13 +102,20 @@ class DataSettings(Settings):
                                 "epoch. A TFDS name without a split reads its validation "
                                 "split. Without validation data, --valid-fraction of the "
                                 "training data is held out.")
-    valid_fraction: float = setting(0.1, "Share of the training data held out when there is "
-                                    "no validation data.")
+    valid_fraction: float = setting(0.1, "Share of the training data held out for "
+                                    "validation when there is none, drawn by --seed (a "
+                                    "language model's is the end of its text).")
 
     def validate(self) -> None:
         super().validate()
         require(0.0 < self.valid_fraction < 1.0, "valid_fraction", "in (0, 1)",
                 self.valid_fraction)
+
+    def check_given(self, given: set[str]) -> None:
+        super().check_given(given)
+        if self.valid and "valid_fraction" in given:
+            raise ConfigError("--valid-fraction holds validation data out of --data, and "
+                              "--valid gives it: pass one of them.")
 
 
 @dataclass

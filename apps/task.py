@@ -110,6 +110,15 @@ class Task:
         """Validation data taken from the training data when there is none of its own."""
         return hold_out(train, fraction, seed, source)
 
+    # the suffix of the files `write_examples` writes; None: a task that cannot
+    split_suffix: str | None = None
+
+    def write_examples(self, examples: Examples, path: Path) -> bool:
+        """Write `examples` as a file `read` takes (with `split_suffix`), so that a split
+        held out of --data can be named (`apps.runner.write_split`); False when they
+        cannot be written back (examples held in memory, not read from files)."""
+        raise NotImplementedError
+
     def read_training_data(self, settings) -> tuple[Examples, Examples]:
         """(training, validation) examples from --data and --valid (see `read_splits`)."""
         columns = {key: getattr(settings, key) for key in self.column_options}

@@ -1,16 +1,19 @@
 """AN4 speech benchmark: the recogniser, and its beam search fused with a character LM.
 
-Every step is an `apps` command (printed with the results):
+Only `apps` commands, printed with the results; the settings are the configs':
 
-    apps speech train --config bench/configs/speech_an4.yaml --data AN4/train.csv
-    apps lm train --config bench/configs/speech_an4_lm.yaml --data WORK/lm.txt
-    apps speech evaluate RUN --data WORK/valid.csv [--beam-size 16 [--lm LM ...]]
+    apps speech train --config bench/configs/speech_an4.yaml --data AN4/train.csv --output RUN
+    apps lm train --config bench/configs/speech_an4_lm.yaml --data RUN/kept.csv \\
+        --text-column transcript --output LM
+    apps speech evaluate RUN --data RUN/heldout.csv [--beam-size 16 [--lm LM ...]]
+    apps speech evaluate RUN --data AN4/test.csv ...          (the chosen decoding, once)
 
-The speech run holds 10 % of train.csv out (its --seed); this script writes those same
-recordings as `valid.csv` (the task's own hold-out, so the split is the run's) and the
-transcripts of the rest as `lm.txt`, one per line: the LM never reads a validation
-transcript. The LM weight and word bonus are chosen on validation (a small grid); test.csv
-is scored once at the end, greedy, beam and fused.
+The speech run holds 10 % of train.csv out for validation (--valid-fraction, --seed) and
+writes that split into its directory: `heldout.csv` (validation) and `kept.csv` (the
+recordings it trains on, whose transcripts the LM reads, so the LM never reads a
+validation transcript). The decoding (greedy, beam, or beam fused with the LM at a weight
+and word bonus of a small grid) is chosen on validation; test.csv is scored once, with
+the chosen one.
 
     python bench/speech_an4.py [--workdir DIR] [--skip-training] [--output-md FILE]
 """
@@ -18,7 +21,6 @@ is scored once at the end, greedy, beam and fused.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import tempfile
@@ -35,26 +37,6 @@ WEIGHTS = (0.3, 0.5, 0.8)
 BONUSES = (0.0, 1.0, 2.0, 3.0)
 
 
-def write_splits(workdir: Path, valid_fraction: float, seed: int) -> dict[str, Path]:
-    """valid.csv (the recordings the speech run holds out) and lm.txt (the transcripts
-    of the ones it trains on)."""
-    sys.path.insert(0, str(ROOT))
-    from apps.speech.task import TASK
-
-    train = TASK.read(str(AN4 / "train.csv"), "train")
-    kept, held = TASK.split_off(train, valid_fraction, seed, str(AN4 / "train.csv"))
-    valid = workdir / "valid.csv"
-    with open(valid, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["wav_filename", "wav_filesize", "transcript"])
-        for path, text in zip(held["audio"], held["text"]):
-            writer.writerow([path, Path(path).stat().st_size, text])
-    lm_text = workdir / "lm.txt"
-    lm_text.write_text("".join(text + "\n" for text in kept["text"]))
-    return {"valid": valid, "lm": lm_text, "train_count": len(kept["text"]),
-            "valid_count": len(held["text"])}
-
-
 def evaluate(run: Path, data: Path, *extra) -> tuple[dict, float]:
     start = time.perf_counter()
     report = json.loads(apps("speech", "evaluate", run, "--data", data, "--json",
@@ -62,9 +44,19 @@ def evaluate(run: Path, data: Path, *extra) -> tuple[dict, float]:
     return report, time.perf_counter() - start
 
 
+def decodings(lm: Path) -> dict[str, tuple]:
+    """The `evaluate` flags of every decoding tried on validation, by name."""
+    found = {"greedy": (), f"beam {BEAM}": ("--beam-size", BEAM)}
+    for weight in WEIGHTS:
+        for bonus in BONUSES:
+            found[f"beam {BEAM} + LM {weight} bonus {bonus}"] = (
+                "--beam-size", BEAM, "--lm", lm, "--lm-weight", weight, "--word-bonus", bonus)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, help="Keep the runs and splits here.")
+    parser.add_argument("--workdir", type=Path, help="Keep the runs here.")
     parser.add_argument("--skip-training", action="store_true",
                         help="Reuse WORKDIR/speech and WORKDIR/lm.")
     parser.add_argument("--output-md", type=Path)
@@ -72,49 +64,42 @@ def main() -> None:
     where = machine()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="speech-an4-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    splits = write_splits(workdir, 0.1, 1)
     speech, lm = workdir / "speech", workdir / "lm"
     with LoadMonitor() as load:
         if not args.skip_training:
-            apps("lm", "train", "--config", LM_CONFIG, "--data", splits["lm"], "--output", lm,
-                 "--overwrite", "--quiet")
             apps("speech", "train", "--config", CONFIG, "--data", AN4 / "train.csv",
                  "--output", speech, "--overwrite", "--quiet")
+            apps("lm", "train", "--config", LM_CONFIG, "--data", speech / "kept.csv",
+                 "--text-column", "transcript", "--output", lm, "--overwrite", "--quiet")
         metrics = json.loads((speech / "metrics.json").read_text())["valid"]
         lm_metrics = json.loads((lm / "metrics.json").read_text())["valid"]
-        rows = {"greedy": evaluate(speech, splits["valid"]),
-                f"beam {BEAM}": evaluate(speech, splits["valid"], "--beam-size", BEAM)}
-        for weight in WEIGHTS:
-            for bonus in BONUSES:
-                rows[f"beam {BEAM} + LM {weight} bonus {bonus}"] = evaluate(
-                    speech, splits["valid"], "--beam-size", BEAM, "--lm", lm, "--lm-weight",
-                    weight, "--word-bonus", bonus)
-        fused = [k for k in rows if "LM" in k]
-        chosen = min(fused, key=lambda k: (rows[k][0]["wer"], rows[k][0]["cer"]))
-        weight, bonus = chosen.split("LM ")[1].split(" bonus ")
-        test = {"greedy": evaluate(speech, AN4 / "test.csv"),
-                f"beam {BEAM}": evaluate(speech, AN4 / "test.csv", "--beam-size", BEAM),
-                chosen: evaluate(speech, AN4 / "test.csv", "--beam-size", BEAM, "--lm", lm,
-                                 "--lm-weight", weight, "--word-bonus", bonus)}
-    result = {"bench": "speech_an4", "valid_utterances": splits["valid_count"],
-              "train_seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
-              "best_epoch": metrics["best_epoch"], "lm_nats_per_char":
-              lm_metrics.get("nats_per_char"), "chosen": chosen,
+        tried = decodings(lm)
+        rows = {name: evaluate(speech, speech / "heldout.csv", *flags)
+                for name, flags in tried.items()}
+        chosen = min(rows, key=lambda k: (rows[k][0]["wer"], rows[k][0]["cer"]))
+        test, test_seconds = evaluate(speech, AN4 / "test.csv", *tried[chosen])
+    kept = len((speech / "kept.csv").read_text().splitlines()) - 1
+    result = {"bench": "speech_an4", "valid_utterances": metrics["utterances"],
+              "train_recordings": kept, "train_seconds": metrics["train_seconds"],
+              "epochs_run": metrics["epochs_run"], "best_epoch": metrics["best_epoch"],
+              "lm_nats_per_char": lm_metrics.get("nats_per_char"), "chosen": chosen,
               "valid": {k: {"wer": r["wer"], "cer": r["cer"], "seconds": round(s, 1)}
                         for k, (r, s) in rows.items()},
-              "test": {k: {"wer": r["wer"], "cer": r["cer"], "seconds": round(s, 1)}
-                       for k, (r, s) in test.items()},
+              "test": {chosen: {"wer": test["wer"], "cer": test["cer"],
+                                "seconds": round(test_seconds, 1)}},
               "load": load.summary()}
     print(json.dumps(result))
     lines = [f"{where} at the start; load while running: {load.summary()}.", "",
              f"Speech run: {metrics['epochs_run']} epochs (best {metrics['best_epoch']}) in "
-             f"{metrics['train_seconds']:.0f} s on {splits['train_count']} recordings; LM: "
+             f"{metrics['train_seconds']:.0f} s on {kept} recordings; LM: "
              f"{lm_metrics.get('nats_per_char')} nats/char on its held-out text.", "",
-             "| decoding | valid WER | valid CER | seconds |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {k} | {r['wer']:.2%} | {r['cer']:.2%} | {s:.0f} |"
-              for k, (r, s) in rows.items()]
-    lines += ["", "| decoding (test.csv, once) | test WER | test CER |", "| --- | ---: | ---: |"]
-    lines += [f"| {k} | {r['wer']:.2%} | {r['cer']:.2%} |" for k, (r, _) in test.items()]
+             f"| decoding (RUN/heldout.csv, {metrics['utterances']} utterances) | valid WER | "
+             "valid CER | seconds |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {k}{' (chosen)' if k == chosen else ''} | {r['wer']:.2%} | {r['cer']:.2%} | "
+              f"{s:.0f} |" for k, (r, s) in rows.items()]
+    lines += ["", "| decoding (test.csv, once) | test WER | test CER | seconds |",
+              "| --- | ---: | ---: | ---: |",
+              f"| {chosen} | {test['wer']:.2%} | {test['cer']:.2%} | {test_seconds:.0f} |"]
     lines += ["", f"Command: `python bench/speech_an4.py {' '.join(sys.argv[1:])}`"]
     print("\n".join(lines))
     if args.output_md:

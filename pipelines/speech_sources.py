@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,16 @@ def read_manifest_csv(path: Path) -> Recordings:
         _add_file(found, skipped, path.parent / name, name, row["transcript"])
     skipped.report()
     return found
+
+
+def write_manifest_csv(path: Path, files: list[str], texts: list[str]) -> None:
+    """A DeepSpeech manifest of audio files and their transcripts, paths absolute (so it
+    reads the same from wherever it is moved)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["wav_filename", "wav_filesize", "transcript"])
+        for file, text in zip(files, texts):
+            writer.writerow([os.path.abspath(file), os.path.getsize(file), text])
 
 
 def read_manifest_jsonl(path: Path) -> Recordings:

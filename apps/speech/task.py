@@ -35,6 +35,7 @@ from pipelines import batching
 from pipelines.audio import (
     AudioInputter,
     AudioProblem,
+    Joined,
     add_noise,
     read_audio,
     resample,
@@ -45,7 +46,7 @@ from pipelines.audio import (
     wav_bytes,
 )
 from pipelines.inputters import TextInputter
-from pipelines.speech_sources import read_recordings
+from pipelines.speech_sources import read_recordings, write_manifest_csv
 
 log = logging.getLogger(__name__)
 SPEECH_TOKENIZERS = ("char", "unigram")
@@ -61,6 +62,12 @@ class SpeechSettings(ScheduledTaskSettings):
                         "NIST SPHERE): a manifest CSV (wav_filename,wav_filesize,transcript; "
                         "paths relative to it), a NeMo JSONL manifest (audio_filepath,text), "
                         "or tfds:NAME[:SPLIT].")
+    valid_fraction: float = setting(
+        0.1, "Share of the training recordings held out for validation when --valid is not "
+        "given, drawn by --seed. The run writes that split as manifests: RUN/heldout.csv "
+        "(to evaluate on) and RUN/kept.csv (the recordings trained on, e.g. for the "
+        "transcripts of a fusion LM: apps lm train --data RUN/kept.csv --text-column "
+        "transcript).")
     tokenizer: str = setting("char", "Output units: characters, or unigram SentencePiece "
                              "pieces trained on the transcripts.", SPEECH_TOKENIZERS,
                              section="tokenizer")
@@ -261,8 +268,21 @@ class SpeechTask(Task):
     kept_metrics = ("wer", "cer", "utterances")
     reading_options = ("join_recordings", "join_min", "join_max", "join_seed")
 
+    split_suffix = ".csv"
+
     def read(self, source, default_split):
         return read_recordings(source, default_split).as_examples()
+
+    def write_examples(self, examples, path):
+        """A manifest CSV of the recordings read from files (sequences joined for
+        validation are not: they are drawn again from the recordings); False for
+        recordings held in memory (tfds:)."""
+        rows = [(audio, text) for audio, text in zip(examples["audio"], examples["text"])
+                if not isinstance(audio, Joined)]
+        if not all(isinstance(audio, str) for audio, _ in rows):
+            return False
+        write_manifest_csv(path, [audio for audio, _ in rows], [text for _, text in rows])
+        return True
 
     def read_training_data(self, settings):
         """With --join-recordings, validation also reads connected speech: sequences
