@@ -238,16 +238,22 @@ class TranslationTask(Task):
     def compile_model(self, model, settings, plan: TrainingPlan):
         model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
-    def validation_metrics(self, trained, valid):
-        hypotheses = [row["translation"] for row in translate.translate(
+    def validation_decoding(self, trained, valid):
+        return [row["translation"] for row in translate.translate(
             trained, valid["source"], batch_size=trained.settings.batch_size)]
+
+    def validation_metrics(self, trained, valid, decoded=None):
+        hypotheses = self.validation_decoding(trained, valid) if decoded is None else decoded
         return {"val_bleu": metrics.bleu(hypotheses, valid["target"])}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
-              batch_size: int = 64, output: str | None = None) -> dict[str, Any]:
-        """sacreBLEU BLEU and chrF of the detokenized translations, with the signature."""
-        rows = translate.translate(trained, examples["source"], beam_size, batch_size)
-        hypotheses = [row["translation"] for row in rows]
+              batch_size: int = 64, output: str | None = None,
+              decoded: list[str] | None = None) -> dict[str, Any]:
+        """sacreBLEU BLEU and chrF of the detokenized translations, with the signature;
+        `decoded`: these examples' translations, already made (the runner's last report)."""
+        hypotheses = decoded if decoded is not None else [
+            row["translation"] for row in translate.translate(trained, examples["source"],
+                                                              beam_size, batch_size)]
         if output:
             Path(output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
         return {**metrics.report(hypotheses, examples["target"]),
