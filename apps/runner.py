@@ -118,17 +118,18 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             training.write_json(run.config, {**config, "init": init})
         transfer.layer_rates(task, model, settings, steps, (init or {}).get("loaded", []))
         trained = trained_run(task, run.path, settings, inputters, model)
+        decodings = EpochDecodings(task, trained, valid_examples)
         every_steps, every_seconds = parse_checkpoint_every(settings.checkpoint_every)
         fitted = training.fit(
             model, passes, valid_data, run, settings.epochs, task.monitor, task.monitor_mode,
             settings.patience, settings.time_budget_seconds, resume=resuming, verbose=verbose,
             clock=clock, strategy=strategy, jit_compile=settings.jit,
-            validation=lambda: task.validation_metrics(trained, valid_examples),
+            validation=decodings.validation,
             steps_per_epoch=settings.steps_per_epoch,
             checkpoint_every=training.CheckpointEvery(every_steps, every_seconds),
             watch=baseline_watch(task, settings, inputters, train_examples),
             keep_epochs=settings.keep_epochs)
-        report = _report(task, trained, valid_examples, fitted)
+        report = _report(task, trained, valid_examples, fitted, decodings.of_best(fitted))
         plots.plot_history(fitted.rows, run.plots / "history.png", task.monitor)
         task.plot(report, run.plots)
         training.finish(run, {"valid": report})
@@ -165,13 +166,41 @@ def baseline_watch(task: Task, settings, inputters, train) -> BaselineWatch | No
     return None if baseline is None else BaselineWatch(baseline, settings.epochs)
 
 
-def _report(task: Task, trained: Trained, valid, fitted: training.ResumableTraining) -> dict:
+class EpochDecodings:
+    """The per-epoch validation, keeping what each epoch of this process decoded
+    (`Task.validation_decoding`: translations, transcripts), so the final report scores
+    the best epoch's decoding instead of decoding the validation set once more."""
+
+    def __init__(self, task: Task, trained: Trained, valid):
+        self.task, self.trained, self.valid = task, trained, valid
+        self.decoded: list[Any] = []  # one per epoch run in this process, in order
+
+    def validation(self) -> dict[str, float]:
+        decoded = self.task.validation_decoding(self.trained, self.valid)
+        self.decoded.append(decoded)
+        if decoded is None:
+            return self.task.validation_metrics(self.trained, self.valid)
+        return self.task.validation_metrics(self.trained, self.valid, decoded)
+
+    def of_best(self, fitted: training.ResumableTraining) -> Any:
+        """The best epoch's decoding; None where that epoch ran before a resume (or the
+        task decodes nothing)."""
+        ran_here = [row["epoch"] for row in fitted.rows[len(fitted.rows) - len(self.decoded):]]
+        return dict(zip(ran_here, self.decoded)).get(fitted.best_epoch) if self.decoded \
+            else None
+
+
+def _report(task: Task, trained: Trained, valid, fitted: training.ResumableTraining,
+            decoded: Any = None) -> dict:
     """The best epoch's validation scores, with how the training went; `best_value` is
-    the monitored metric as history.csv holds it for the best epoch."""
+    the monitored metric as history.csv holds it for the best epoch. `decoded`: the
+    best epoch's validation decoding where it was kept (`EpochDecodings`)."""
     if fitted.budget_spent and len(fitted.rows) == 1:
         log.warning("The time budget ran out within the first epoch: the model saw only "
                     "part of the training data once.")
-    report = task.score(trained, valid, source=trained.settings.valid or trained.settings.data)
+    reused = {} if decoded is None else {"decoded": decoded}
+    report = task.score(trained, valid, source=trained.settings.valid or trained.settings.data,
+                        **reused)
     best = next((row for row in fitted.rows if row["epoch"] == fitted.best_epoch), {})
     report.update(best_epoch=fitted.best_epoch, monitor=task.monitor,
                   best_value=best.get(task.monitor), epochs_run=len(fitted.rows),

@@ -315,8 +315,9 @@ class StreamingSettings(Settings):
 
     streaming: str = setting(
         "auto", "Read the training data from its files on every pass instead of holding it "
-        "in memory: on, off, or auto (on for training files over 64 MB; smaller ones train "
-        "faster from memory).", STREAMING)
+        "in memory: on, off, or auto (on for training data over 64 MB: files by their size, "
+        "tfds: splits by the size their dataset info records; smaller ones train faster "
+        "from memory).", STREAMING)
     shuffle_buffer: int = setting(100_000, "Records shuffled together when streaming (memory "
                                   "grows with it, not with the corpus).")
     tokenizer_sample: int = setting(200_000, "Sentences (lines) the tokenizer learns from "

@@ -193,11 +193,20 @@ class Task:
         a misspelt one is a TypeError, never silently ignored."""
         raise NotImplementedError
 
-    def validation_metrics(self, trained: Trained, valid: Examples) -> dict[str, float]:
+    def validation_metrics(self, trained: Trained, valid: Examples, decoded: Any = None
+                           ) -> dict[str, float]:
         """Metrics computed after every epoch beside the Keras ones (`val_` names), when
         the best epoch is chosen by what the user's decoder scores (BLEU, WER), not by loss.
+        `decoded` is `validation_decoding`'s output for these weights, where it has one.
         Runs on every worker with the same weights, so every worker decides alike."""
         return {}
+
+    def validation_decoding(self, trained: Trained, valid: Examples) -> Any:
+        """The decoder's output on the validation set (translations, transcripts) that
+        `validation_metrics` scores, or None. The runner keeps the best epoch's and
+        passes it to `score` as `decoded`, so the final report does not decode the
+        validation set a second time."""
+        return None
 
     def plot(self, report: dict[str, Any], folder: Path) -> None:
         """Extra plots for the run directory (the history plot is the runner's)."""

@@ -314,7 +314,7 @@ def scan(reader: RecordReader, seed: int, sample_size: int, text_sides: tuple[in
                 hold = 0.0
             continue
         if seen >= sample.next:  # the reservoir's next taker: one comparison a record
-            sample.take(values, seen)
+            sample.take((seen, values), seen)
         seen += 1
         if label_side is not None:
             found.labels[values[label_side].strip()] += 1
@@ -322,9 +322,11 @@ def scan(reader: RecordReader, seed: int, sample_size: int, text_sides: tuple[in
     if not found.records:
         raise DataError(f"'{reader.name}' holds no record to train on.")
     chosen = sample.shuffled()
-    found.text_samples = [[values[side] for values in chosen[:per_side]]
-                          for side in text_sides]
-    found.record_sample = chosen[:PAIR_SAMPLE]
+    # the texts in the order they were read: a sample of the whole set then teaches the
+    # tokenizer what the in-memory path teaches it (SentencePiece breaks ties by order)
+    in_order = sorted(chosen[:per_side], key=lambda item: item[0])
+    found.text_samples = [[values[side] for _, values in in_order] for side in text_sides]
+    found.record_sample = [values for _, values in chosen[:PAIR_SAMPLE]]
     return found
 
 

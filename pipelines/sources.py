@@ -214,14 +214,35 @@ def file_bytes(source: str, *suffixes: str) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
 
+def tfds_bytes(spec: str, default_split: str = "train") -> int:
+    """Size of a `tfds:` split as its dataset info records it (the prepared files); 0
+    where the info does not know it (a slice such as `train[:10%]`, a set not yet
+    described)."""
+    parsed = TfdsSpec.parse(spec)
+    _, info = tfds_load(parsed, default_split)
+    try:
+        return int(getattr(info.splits[parsed.split or default_split], "num_bytes", 0) or 0)
+    except (KeyError, ValueError, TypeError):
+        return 0
+
+
 def should_stream(settings, *suffixes: str, tfds_streams: bool = True) -> bool:
-    """--streaming: on, off, or auto (files over STREAM_ABOVE_BYTES; a `tfds:` set is
-    read into memory under auto, streamed under on where `tfds_streams`)."""
+    """--streaming: on, off, or auto (sources over STREAM_ABOVE_BYTES: files by their
+    size on disk, a `tfds:` split by the size its dataset info records, where the task
+    streams `tfds:` sets at all (`tfds_streams`); under on, a task that does not is
+    refused)."""
     if settings.streaming == "on" and is_tfds(settings.data) and not tfds_streams:
         raise DataError(f"'{settings.data}' is read through TensorFlow Datasets, not streamed "
                         "from files: leave --streaming at auto or off.")
     if settings.streaming == "auto":
-        return file_bytes(settings.data, *suffixes) > STREAM_ABOVE_BYTES
+        if is_tfds(settings.data):
+            size = tfds_bytes(settings.data) if tfds_streams else 0
+        else:
+            size = file_bytes(settings.data, *suffixes)
+        if size > STREAM_ABOVE_BYTES:
+            log.info("Streaming %s (%d bytes, over --streaming auto's %d MiB).",
+                     settings.data, size, STREAM_ABOVE_BYTES >> 20)
+        return size > STREAM_ABOVE_BYTES
     return settings.streaming == "on"
 
 
@@ -311,12 +332,13 @@ def read_labeled_tfds(
 
 
 def read_text_tfds(spec: str, text_column: str | None = None, default_split: str = "train") -> str:
-    """All texts of a TFDS split joined into one string (for language modelling)."""
+    """All texts of a TFDS split as one string, each ending with a newline as a line of
+    a text file does (for language modelling: the same text as that file)."""
     parsed = TfdsSpec.parse(spec)
     dataset, info = tfds_load(parsed, default_split)
     key = feature_key(info.features, text_column, "text", parsed)
-    examples = dataset.as_numpy_iterator()
-    return "\n".join(ex[key].decode("utf-8", errors="replace") for ex in examples)
+    texts = (ex[key].decode("utf-8", errors="replace") for ex in dataset.as_numpy_iterator())
+    return "".join(text if text.endswith("\n") else text + "\n" for text in texts)
 
 
 # --------------------------------------------------------------------------- dispatch

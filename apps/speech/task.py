@@ -373,15 +373,23 @@ class SpeechTask(Task):
     def compile_model(self, model, settings, plan: TrainingPlan):
         model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
-    def validation_metrics(self, trained, valid):
-        hypotheses = transcribe_examples(trained, valid)
+    def validation_decoding(self, trained, valid):
+        return transcribe_examples(trained, valid)
+
+    def validation_metrics(self, trained, valid, decoded=None):
+        hypotheses = transcribe_examples(trained, valid) if decoded is None else decoded
         return {"val_wer": float(jiwer.wer(valid["text"], hypotheses))}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
-              batch_size: int = 32, lm=None, lm_weight=None, word_bonus=None):
+              batch_size: int = 32, lm=None, lm_weight=None, word_bonus=None,
+              decoded: list[str] | None = None):
         """wer, cer, utterances, exact, and the best / median / worst transcriptions;
         `beam_size` (a run's; an export decodes as exported) None: the model's own; with
-        `lm` (a language model run), decoded by beam search fused with it."""
+        `lm` (a language model run), decoded by beam search fused with it. `decoded`:
+        these examples' transcripts, already made by the model as it is (the runner's
+        last report), used as they are."""
+        if decoded is not None:
+            return examples_report(examples["path"], examples["text"], decoded)
         trained = runner.with_options(self, trained, beam_size=beam_size)
         fused = fusion.from_options(trained, lm, lm_weight, word_bonus,
                                     int(trained.metadata["beam_size"]))

@@ -159,6 +159,9 @@ def streamed_pairs(settings, inputters, train: records.Streamed):
     return pass_data
 
 
+SCORE_BATCH = 64  # sentences a batch when scoring: evaluate's default and validation's
+
+
 class TranslationTask(Task):
     name = "translation"
     title = "translator"
@@ -239,20 +242,29 @@ class TranslationTask(Task):
     def compile_model(self, model, settings, plan: TrainingPlan):
         model.compile(optimizer=schedule.adam(settings, plan), jit_compile=False)
 
-    def validation_metrics(self, trained, valid):
-        hypotheses = [row["translation"] for row in translate.translate(
-            trained, valid["source"], batch_size=trained.settings.batch_size)]
+    def validation_decoding(self, trained, valid):
+        """Batched as `score` batches by default, so the run's report is what `evaluate`
+        gives (a batch's length limit follows its longest source)."""
+        return [row["translation"] for row in translate.translate(
+            trained, valid["source"], batch_size=SCORE_BATCH)]
+
+    def validation_metrics(self, trained, valid, decoded=None):
+        hypotheses = self.validation_decoding(trained, valid) if decoded is None else decoded
         return {"val_bleu": metrics.bleu(hypotheses, valid["target"])}
 
     def score(self, trained, examples, source: str = "the data", beam_size: int | None = None,
-              batch_size: int = 64, output: str | None = None,
-              shortlist: bool | None = None) -> dict[str, Any]:
+              batch_size: int = SCORE_BATCH, output: str | None = None,
+              shortlist: bool | None = None,
+              decoded: list[str] | None = None) -> dict[str, Any]:
         """sacreBLEU BLEU and chrF of the detokenized translations, with the signature;
         `shortlist`: decode with or without the vocabulary shortlist (a run; an export
-        decodes as it was exported)."""
-        trained = runner.with_options(self, trained, shortlist=shortlist)
-        rows = translate.translate(trained, examples["source"], beam_size, batch_size)
-        hypotheses = [row["translation"] for row in rows]
+        decodes as it was exported); `decoded`: these examples' translations, already
+        made (the runner's last report)."""
+        if decoded is None:
+            trained = runner.with_options(self, trained, shortlist=shortlist)
+            decoded = [row["translation"] for row in translate.translate(
+                trained, examples["source"], beam_size, batch_size)]
+        hypotheses = decoded
         if output:
             Path(output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
         return {**metrics.report(hypotheses, examples["target"]),

@@ -119,11 +119,11 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, translation_s
     scored = task.TranslationTask.validation_metrics
     epochs = []
 
-    def power_cut_in_the_third_epoch(self, trained, valid):
+    def power_cut_in_the_third_epoch(self, trained, valid, *decoded):
         epochs.append(len(epochs))
         if len(epochs) == 3:
             raise KeyboardInterrupt
-        return scored(self, trained, valid)
+        return scored(self, trained, valid, *decoded)
 
     monkeypatch.setattr(task.TranslationTask, "validation_metrics",
                         power_cut_in_the_third_epoch)
