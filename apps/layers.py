@@ -190,7 +190,7 @@ class RecurrentEncoder(keras.layers.Layer):
         self.rnns = [
             [
                 CELLS[cell](units, return_sequences=True, return_state=True,
-                            go_backwards=direction == 1, name=f"{cell}_{layer}_{'bf'[direction]}",
+                            go_backwards=direction == 1, name=f"{cell}_{layer}_{'fb'[direction]}",
                             **cudnn_eligible_arguments(cell))
                 for direction in range(self.directions)
             ]
