@@ -48,7 +48,8 @@ DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 
 
 def write_table(path: Path, columns: list[str], rows) -> str:
-    """Rows as TSV, CSV or JSONL by the suffix."""
+    """Rows as TSV, CSV or JSONL by the suffix; a TSV field cannot hold a tab (one
+    Multi30k German line has one), so there it becomes a space."""
     if path.suffix == ".jsonl":
         with path.open("w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(dict(zip(columns, row)), ensure_ascii=False) + "\n"
@@ -60,7 +61,8 @@ def write_table(path: Path, columns: list[str], rows) -> str:
                             quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
                             quotechar=None if tsv else '"')  # TSV: quotes are text
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([[f.replace("\t", " ") if tsv and isinstance(f, str) else f
+                           for f in row] for row in rows])
     return str(path)
 
 
