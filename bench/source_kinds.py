@@ -202,14 +202,18 @@ def train_once(name: str, changes: dict, splits, folder: Path) -> dict:
     settings = task.settings_class(**changes)
     start = time.perf_counter()
     with mocked(splits) if splits else contextlib.nullcontext():
-        _, report = runner.train(task, settings, folder, verbose=0)
+        run, report = runner.train(task, settings, folder, verbose=0)
     # The LM's figure is its validation loss over the training batch's parallel streams
     # (chars, so nats/token = nats/char): a 300-step model read as ONE stream can fall
     # into a runaway state on an all-capitals speaker line and stay there (measured:
     # 6.4 nats/char from valid.txt's first line, 2.5 from its tenth character on), which
     # would compare the kinds by that accident.
     metric = report["best_value"] / math.log(2) if name == "lm" else report[METRIC[name]]
-    return {"metric": metric, "train_seconds": report["train_seconds"],
+    with (Path(run) / "history.csv").open() as handle:  # short runs decode little that
+        best = [row for row in csv.DictReader(handle)    # differs: the loss tells more
+                if int(row["epoch"]) == report["best_epoch"]][0]
+    return {"metric": metric, "val_loss": round(float(best["val_loss"]), 4),
+            "train_seconds": report["train_seconds"],
             "wall": round(time.perf_counter() - start, 1)}
 
 
@@ -244,11 +248,12 @@ def main() -> None:
                 del row["metric"]
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    print("\n| task | source kind | seed | metric | train s | wall s |\n| --- | --- | --- | --- "
-          "| --- | --- |")
+    print("\n| task | source kind | seed | metric | validation loss | train s | wall s |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for row in results:
         print(f"| {row['task']} | {row['kind']} | {row['seed']} | {METRIC[row['task']]} "
-              f"{row[METRIC[row['task']]]:.4g} | {row['train_seconds']:.0f} | {row['wall']:.0f} |")
+              f"{row[METRIC[row['task']]]:.4g} | {row['val_loss']:.4f} | "
+              f"{row['train_seconds']:.0f} | {row['wall']:.0f} |")
     print(f"\nmachine: {machine()}; load during the runs: {monitor.summary()}")
 
 
