@@ -167,27 +167,36 @@ def baseline_watch(task: Task, settings, inputters, train) -> BaselineWatch | No
 
 
 class EpochDecodings:
-    """The per-epoch validation, keeping what each epoch of this process decoded
-    (`Task.validation_decoding`: translations, transcripts), so the final report scores
-    the best epoch's decoding instead of decoding the validation set once more."""
+    """The per-epoch validation, keeping the validation decoding (`Task.
+    validation_decoding`: translations, transcripts) of the best epoch this process ran,
+    chosen by the monitored metric as the training loop chooses (`training.improves`),
+    so the final report scores it instead of decoding the validation set once more.
+    One decoding is held at a time, however many epochs run."""
 
     def __init__(self, task: Task, trained: Trained, valid):
         self.task, self.trained, self.valid = task, trained, valid
-        self.decoded: list[Any] = []  # one per epoch run in this process, in order
+        self.epochs = 0  # validations run in this process
+        self.best_value = training.unbeaten(task.monitor_mode)
+        self.best: tuple[int, Any] | None = None  # (its index among self.epochs, decoding)
 
     def validation(self) -> dict[str, float]:
         decoded = self.task.validation_decoding(self.trained, self.valid)
-        self.decoded.append(decoded)
-        if decoded is None:
-            return self.task.validation_metrics(self.trained, self.valid)
-        return self.task.validation_metrics(self.trained, self.valid, decoded)
+        metrics = self.task.validation_metrics(self.trained, self.valid, decoded)
+        value = metrics.get(self.task.monitor)
+        if decoded is not None and value is not None and training.improves(
+                value, self.best_value, self.task.monitor_mode):
+            self.best_value, self.best = value, (self.epochs, decoded)
+        self.epochs += 1
+        return metrics
 
     def of_best(self, fitted: training.ResumableTraining) -> Any:
         """The best epoch's decoding; None where that epoch ran before a resume (or the
-        task decodes nothing)."""
-        ran_here = [row["epoch"] for row in fitted.rows[len(fitted.rows) - len(self.decoded):]]
-        return dict(zip(ran_here, self.decoded)).get(fitted.best_epoch) if self.decoded \
-            else None
+        task decodes nothing, or does not score it with the monitored metric)."""
+        if self.best is None:
+            return None
+        index, decoded = self.best
+        epoch = fitted.rows[len(fitted.rows) - self.epochs + index]["epoch"]
+        return decoded if epoch == fitted.best_epoch else None
 
 
 def _report(task: Task, trained: Trained, valid, fitted: training.ResumableTraining,

@@ -234,6 +234,16 @@ class CheckpointEvery:
                     or (self.seconds and seconds_since >= self.seconds))
 
 
+def unbeaten(mode: str) -> float:
+    """The best value of a metric before any epoch: every number of `mode` beats it."""
+    return np.inf if mode == "min" else -np.inf
+
+
+def improves(value: float, best: float, mode: str) -> bool:
+    """Whether an epoch's `value` of the monitored metric makes it the best epoch."""
+    return value < best if mode == "min" else value > best
+
+
 class ResumableTraining:
     """Per epoch: history row, best weights, early stopping and a crash-safe backup;
     within an epoch: backups every `checkpoint_every`.
@@ -266,7 +276,7 @@ class ResumableTraining:
         self.epoch_steps = state.get("step", 0)  # steps of the epoch in progress
         self.epoch_seconds = state.get("epoch_seconds", 0.0)
         self.position = state.get("position", {"pass": 0, "batch": 0})
-        self.best = state.get("best", np.inf if mode == "min" else -np.inf)
+        self.best = state.get("best", unbeaten(mode))
         self.best_epoch = state.get("best_epoch", 0)
         self.bad_epochs = state.get("bad_epochs", 0)
         self.spent = state.get("seconds", 0.0)
@@ -276,7 +286,7 @@ class ResumableTraining:
         self._last_backup = (self.epoch_steps, time.perf_counter())
 
     def _improved(self, value: float) -> bool:
-        return value < self.best if self.mode == "min" else value > self.best
+        return improves(value, self.best, self.mode)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._train_start

@@ -92,8 +92,10 @@ def unescape(text: str | None) -> str | None:
                    "tokens_per_second (with --n-best: text, score, tokens).")
 def generate(model, prompt, max_tokens, temperature, top_k, top_p, seed, num_samples, stop,
              n_best, as_json):
-    """Continue --prompt with MODEL (run directory or SavedModel); each sample is shown
-    as it is done."""
+    """Continue --prompt with MODEL (run directory or SavedModel). From a run directory
+    the text is printed as it is generated (the computation of its SavedModel's
+    `generate` signature, in chunks: the same text for the same seed); from a
+    SavedModel, and with --json, each sample is printed when it is done."""
     if n_best:
         generation.Sampling(max_tokens).validate()
         hypotheses = ranking.n_best(runner.load(task.TASK, model), prompt, max_tokens, n_best)

@@ -129,6 +129,38 @@ def run_steps(model, states, forced, forced_lengths, total, start, previous, tem
     return choices, states, last
 
 
+class Stepper:
+    """`run_steps` as one tf.function traced once, for streaming a run's text: the
+    prompt is read in the first call, then a few tokens per call with the state
+    carried. Choices are seeded per position (`start + t`), so the chunks choose what
+    `generate_loop`'s one loop chooses: the same step function, cut in pieces."""
+
+    def __init__(self, model):
+        self.model = model
+        vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
+        scalar = tf.TensorSpec([], tf.int32)
+        self.run = tf.function(
+            lambda *args: run_steps(model, *args),
+            input_signature=[state_specs(model), tf.TensorSpec([None, None], tf.int32),
+                             vector(tf.int32), scalar, scalar, vector(tf.int32),
+                             vector(tf.float32), vector(tf.int32), vector(tf.float32),
+                             vector(tf.int64)])
+
+    def warm_up(self) -> None:
+        """Trace the loop now, so timing and the first tokens do not wait for it."""
+        one = lambda value, dtype: tf.constant([value], dtype)  # noqa: E731
+        self.run(self.model.zero_states(1), tf.zeros([1, 1], tf.int32), one(1, tf.int32), 1, 0,
+                 one(PAD_ID, tf.int32), one(1.0, tf.float32), one(0, tf.int32),
+                 one(1.0, tf.float32), one(0, tf.int64))
+
+
+def state_specs(model):
+    """The specs of `model.zero_states` with the batch left open."""
+    return tf.nest.map_structure(
+        lambda s: tf.TensorSpec([s.shape[0], None, *s.shape[2:]], s.dtype),
+        model.zero_states(1))
+
+
 # ----------------------------------------------------------------- generation in graph
 
 

@@ -34,22 +34,25 @@ def _strings(name):
     return tf.TensorSpec([None], tf.string, name=name)
 
 
+def prompted(inputter, prompt):
+    """(ids [N, P] with the begin id first, right padded; lengths [N]; the prompts'
+    unknown tokens [N]): how `generate` and a run's stream (`apps.lm.generation`) read
+    prompts [N]."""
+    ids = inputter.tokenize(prompt)
+    begin = tf.fill([ids.nrows(), 1], BOS_ID)
+    prompt_ids = tf.concat([begin, ids.to_tensor(default_value=PAD_ID)], axis=1)
+    unknown = tf.reduce_sum(tf.cast(tf.equal(ids, UNK_ID), tf.int32), axis=1)
+    return prompt_ids, tf.cast(ids.row_lengths(), tf.int32) + 1, unknown
+
+
 def signatures(model, inputter) -> dict:
     """tf.functions for `apps.export.export_saved_model`; `inputter` is the `TextInputter`."""
 
-    def prompted(prompt):
-        """(ids [N, P] with the begin id first, right padded; lengths [N]; ragged ids)."""
-        ids = inputter.tokenize(prompt)
-        begin = tf.fill([ids.nrows(), 1], BOS_ID)
-        prompt_ids = tf.concat([begin, ids.to_tensor(default_value=PAD_ID)], axis=1)
-        return prompt_ids, tf.cast(ids.row_lengths(), tf.int32) + 1, ids
-
     def run_generation(prompt, max_tokens, temperature, top_k, top_p, seed):
-        prompt_ids, lengths, ids = prompted(prompt)
+        prompt_ids, lengths, unknown = prompted(inputter, prompt)
         new_ids = decoding.generate_loop(model, prompt_ids, lengths, max_tokens, temperature,
                                          top_k, top_p, seed)
         continuation = inputter.detokenize(new_ids)
-        unknown = tf.reduce_sum(tf.cast(tf.equal(ids, UNK_ID), tf.int32), axis=1)
         return {"text": tf.strings.join([prompt, continuation]),
                 "tokens": tf.cast(new_ids.row_lengths(), tf.int32), "unknown": unknown}
 
@@ -80,7 +83,7 @@ def signatures(model, inputter) -> dict:
         parameter_spec(tf.int32, "n_best")])
     def generate_n_best(prompt, max_tokens, n_best):
         rows = tf.shape(prompt)[0]
-        prompt_ids, lengths, ids = prompted(prompt)
+        prompt_ids, lengths, _ = prompted(inputter, prompt)
         n = tf.maximum(tf.reduce_max(tf.reshape(n_best, [-1])), 1)
         found = decoding.n_best_loop(model, prompt_ids, lengths,
                                      per_row(max_tokens, rows, "max_tokens"), n)

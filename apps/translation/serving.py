@@ -40,15 +40,16 @@ from pipelines.inputters import TextInputter
 
 def signatures(trained, beam_size: int, shortlist=None) -> dict:
     """`shortlist`: the lexical table's part the searches use (numpy candidates [source
-    vocab, M] and frequent ids [F], `apps.translation.shortlist`), constants of the
-    graph; None: the full vocabulary. `score` is always over the full vocabulary."""
+    vocab, M] and frequent ids [F], `apps.translation.shortlist`), held once as
+    non-trainable variables every signature reads (`shortlist_variables`); None: the
+    full vocabulary. `score` is always over the full vocabulary."""
     reader, writer = trained.inputters["source"], trained.inputters["target"]
     model, metadata = trained.model, trained.metadata
     writer.graph_tokenizer  # noqa: B018 - created eagerly, outside every trace
     length_penalty, ratio = metadata["length_penalty"], metadata["max_length_ratio"]
+    table = None if shortlist is None else shortlist_variables(shortlist)
 
     def found_for(text, beam, max_length, n_best=1):
-        table = None if shortlist is None else tuple(tf.constant(a) for a in shortlist)
         return decoding.translate_ids(model, reader.preprocess(text), beam, max_length,
                                       length_penalty, ratio, n_best, table)
 
@@ -102,6 +103,17 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
 
     return {"serving_default": serving_default, "translate": translate,
             "translate_n_best": translate_n_best, "score": score}
+
+
+def shortlist_variables(shortlist) -> tuple[tf.Variable, tf.Variable]:
+    """The table as two non-trainable variables, created outside every trace: the
+    SavedModel stores their values once in its checkpoint (graph constants would be
+    copied into each signature's function), and every signature captures the same
+    ones. On the CPU, as the tokenizers: the searches gather a few rows per batch."""
+    candidates, frequent = shortlist
+    with tf.init_scope(), tf.device("/CPU:0"):
+        return (tf.Variable(candidates, trainable=False, name="shortlist_candidates"),
+                tf.Variable(frequent, trainable=False, name="shortlist_frequent"))
 
 
 def pieces_only(alignment, lengths):

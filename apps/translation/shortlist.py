@@ -10,7 +10,8 @@ pieces' first `per_source_piece` candidates, the `frequent` most frequent pieces
 the special ids, sorted: the special ids keep their positions, so the searches
 (`apps.decoding`) run unchanged over shortlist positions, and
 `apps.translation.decoding.ShortlistDecoder` maps them back to real ids. What the
-export keeps is the table cut to the sizes chosen (graph constants), not the file.
+export keeps is the table cut to the sizes chosen (two variables, stored once), not
+the file.
 """
 
 from __future__ import annotations

@@ -264,10 +264,9 @@ class TranslationTask(Task):
             trained = runner.with_options(self, trained, shortlist=shortlist)
             decoded = [row["translation"] for row in translate.translate(
                 trained, examples["source"], beam_size, batch_size)]
-        hypotheses = decoded
         if output:
-            Path(output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-        return {**metrics.report(hypotheses, examples["target"]),
+            Path(output).write_text("".join(h + "\n" for h in decoded), encoding="utf-8")
+        return {**metrics.report(decoded, examples["target"]),
                 "beam_size": translate.beam_size_of(trained, beam_size)}
 
     def fit_extras(self, directory, settings, inputters, train):

@@ -91,6 +91,19 @@ def test_text_goes_to_emit_and_stops_at_the_stop_string(tiny_run):
     assert "".join(pieces) == stopped["text"] and sample["text"].startswith(stopped["text"])
 
 
+def test_a_run_streams_in_chunks_the_text_its_signature_and_its_export_give(tiny_run,
+                                                                           tiny_export):
+    sampling = Sampling(max_tokens=60, temperature=1.0, top_k=20, seed=5, num_samples=2)
+    pieces = []
+    streamed = generation.generate(tiny_run[0], "KING:", sampling, emit=pieces.append)
+    whole = generation.generate(tiny_run[0], "KING:", sampling)  # `generate`, no stream
+    served = generation.generate(tiny_export, "KING:", sampling)
+    assert [s["text"] for s in streamed] == [s["text"] for s in whole] == \
+        [s["text"] for s in served]
+    assert "".join(pieces) == "".join(s["text"][len("KING:"):] for s in streamed)
+    assert len(pieces) >= 2 * 3 and all(s["tokens"] == 60 for s in streamed)
+
+
 def test_stop_filter_holds_back_a_possible_stop():
     shown = []
     stop = generation.StopFilter("\n\n", shown.append)

@@ -112,3 +112,29 @@ def test_a_step_over_the_projected_memory_is_the_plain_step(attention):
     for a, b in zip(tf.nest.flatten(plain), tf.nest.flatten(projected)):
         assert a.shape == b.shape and np.allclose(a.numpy(), b.numpy(), atol=1e-5)
     assert not np.allclose(plain[0].numpy()[0], plain[0].numpy()[1], atol=1e-3)
+
+
+def test_an_export_holds_the_table_once_as_variables_not_per_signature_constants(
+        tiny_run, tiny_export):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    candidates, frequent = task.TASK.shortlist_of(runner.load(task.TASK, tiny_run[0]))
+    version = tiny_export[1]
+    graph = saved_model_pb2.SavedModel.FromString(
+        (version / "saved_model.pb").read_bytes()).meta_graphs[0].graph_def
+    nodes = [node for function in graph.library.function for node in function.node_def]
+    nodes += list(graph.node)
+    constants = [tf.make_ndarray(node.attr["value"].tensor) for node in nodes
+                 if node.op == "Const"]
+    held = [c for c in constants for part in (candidates, frequent)
+            if c.shape == part.shape and np.array_equal(c, part)]
+    assert not held  # no signature's function copies the table
+    saved = tf.train.load_checkpoint(str(version / "variables" / "variables"))
+    values = [saved.get_tensor(key) for key, dtype in saved.get_variable_to_dtype_map().items()
+              if dtype == tf.int32]
+    for part in (candidates, frequent):  # once each, in the checkpoint
+        assert sum(v.shape == part.shape and np.array_equal(v, part) for v in values) == 1
+    translate_signature = tf.saved_model.load(str(version)).signatures["translate"]
+    outputs = translate_signature(text=tf.constant(TEXTS), beam_size=tf.constant(1),
+                                  max_length=tf.constant(64))
+    assert outputs["translation"].numpy()[0].decode() == "4 3 2 1"
