@@ -39,6 +39,8 @@ class StepWeights(NamedTuple):
     readout_bias: tf.Tensor  # [embedding dim]
     output_matrix: tf.Tensor  # [embedding dim, K]: the output rows, transposed
     output_bias: tf.Tensor  # [K]
+    query_kernel: tf.Tensor | None  # [units, attention units] (Bahdanau)
+    score_vector: tf.Tensor | None  # [attention units] (Bahdanau)
 MASKED_SCORE = -1e9  # not -inf: a source with no token (empty) still gives finite weights
 
 
@@ -248,7 +250,11 @@ class Translator(keras.Model):
             output_bias = tf.gather(self.output_bias, ids)
             table = tf.matmul(tf.cast(matrix, dtype), embedding_kernel) + bias
         readout = tf.cast(self.readout.kernel, dtype)
+        bahdanau = self.attention.kind == "bahdanau"
         return StepWeights(
+            query_kernel=tf.cast(self.attention.query_layer.kernel, dtype) if bahdanau
+            else None,
+            score_vector=tf.cast(self.attention.score_vector, dtype) if bahdanau else None,
             inputs=table, embedding_kernel=embedding_kernel, input_bias=bias,
             readout_kernel=readout[: self.units],
             readout_bias=tf.cast(self.readout.bias, dtype),
@@ -267,14 +273,14 @@ class Translator(keras.Model):
             projected = tf.gather(weights.inputs, tokens)
         top = -num_states(self.cell)
         if self.feeds_attention:
-            weights_over_source = self.attention.weights_of(state[top][:, None], keys, mask)
+            weights_over_source = self._step_attention(state[top], keys, mask, weights)
             attended = tf.matmul(tf.cast(weights_over_source, cell_memory[0].dtype),
                                  cell_memory[0])
             projected = projected + tf.cast(attended[:, 0], projected.dtype)
             hidden, states = self.decoder.step(None, self._layered(state), projected)
         else:
             hidden, states = self.decoder.step(None, self._layered(state), projected)
-            weights_over_source = self.attention.weights_of(hidden[:, None], keys, mask)
+            weights_over_source = self._step_attention(hidden, keys, mask, weights)
         attended = tf.matmul(tf.cast(weights_over_source, readout_memory.dtype),
                              readout_memory)[:, 0]
         out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)
@@ -282,6 +288,17 @@ class Translator(keras.Model):
         logits = tf.matmul(out, weights.output_matrix)
         return (tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states),
                 weights_over_source[:, 0])
+
+    def _step_attention(self, query, keys, mask, weights: StepWeights):
+        """`Attention.weights_of` for one query per row, [B, H] -> [B, 1, S]; Bahdanau's
+        score v . tanh(...) as one product (no [B, S, A] product and sum)."""
+        if weights.score_vector is None:
+            return self.attention.weights_of(query[:, None], keys, mask)
+        hidden = tf.tanh(keys + tf.matmul(tf.cast(query, keys.dtype),
+                                          weights.query_kernel)[:, None, :])
+        scores = tf.linalg.matvec(hidden, weights.score_vector)
+        scores = tf.where(mask, scores, tf.cast(MASKED_SCORE, scores.dtype))
+        return tf.nn.softmax(scores, axis=-1)[:, None]
 
     # -- the whole target: training ----------------------------------------------------------
 
