@@ -127,6 +127,14 @@ def length_penalty(lengths, alpha):
 # ------------------------------------------------------------------------------- greedy
 
 
+def _logsumexp(logits):
+    """log(sum(exp(logits))) over the last axis [N]: `tf.reduce_logsumexp`'s arithmetic
+    without its guard for infinite maxima (logits here are finite), in 7 ops, not 12:
+    every op of a search's loop body runs once per step."""
+    largest = tf.reduce_max(logits, axis=-1, keepdims=True)
+    return tf.math.log(tf.reduce_sum(tf.exp(logits - largest), axis=-1)) + largest[:, 0]
+
+
 def _greedy_choice(logits, step, limits, finished, vocabulary):
     """Each row's likeliest allowed token: (log-probability [N], id [N]). The argmax
     reads the logits, and only the chosen ones are normalised (logit - logsumexp):
@@ -135,7 +143,7 @@ def _greedy_choice(logits, step, limits, finished, vocabulary):
     chosen = tf.argmax(logits[:, skip:], axis=-1, output_type=tf.int32) + skip
     at_limit = step >= limits
     chosen = tf.where(at_limit, EOS_ID if vocabulary.ends else PAD_ID, chosen)
-    values = tf.gather(logits, chosen, batch_dims=1) - tf.reduce_logsumexp(logits, axis=-1)
+    values = tf.gather(logits, chosen, batch_dims=1) - _logsumexp(logits)
     stopped = finished | (at_limit & (not vocabulary.ends))
     return tf.where(stopped, 0.0, values), tf.where(finished, PAD_ID, chosen)
 

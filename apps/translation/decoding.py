@@ -18,32 +18,30 @@ from pipelines.tokenizer import EOS_ID, PAD_ID
 class TranslatorDecoder:
     """`initial_state(source ids [B, S])` -> (decoder state, (memory, keys, mask, the
     memory's projections: `Translator.decoding_context`));
-    `step` is the model's own (the attention weights it returns give alignments)."""
+    `step` is the model's own (the attention weights it returns give alignments), over
+    weights prepared once, before the search's loop (`Translator.step_weights`)."""
 
-    def __init__(self, model):
+    def __init__(self, model, ids=None):
         self.model = model
+        self.weights = model.step_weights(ids)
 
     def initial_state(self, source_ids):
         context, state = self.model.encode(source_ids)
         return state, self.model.decoding_context(context)
 
     def step(self, ids, state, context):
-        return self.model.step(ids, state, context)
+        return self.model.prepared_step(ids, state, context, self.weights)
 
 
 class ShortlistDecoder(TranslatorDecoder):
     """The translator over shortlist positions (`apps.translation.shortlist`): `step`
-    reads positions, embeds their real ids, and gives logits over the shortlist only
-    (its rows of the output matrix and bias gathered once, before the search's loop)."""
+    reads positions and gives logits over the shortlist only (its rows of the output
+    matrix and bias, and each row's input projection, prepared once, before the
+    search's loop)."""
 
     def __init__(self, model, ids):
-        super().__init__(model)
+        super().__init__(model, ids)
         self.ids = ids
-        self.output = (tf.gather(model.target_embedding.embeddings, ids),
-                       tf.gather(model.output_bias, ids))
-
-    def step(self, positions, state, context):
-        return self.model.step(tf.gather(self.ids, positions), state, context, self.output)
 
 
 def output_limits(source_lengths, max_length, ratio: float):

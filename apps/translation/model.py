@@ -18,6 +18,8 @@ the same arithmetic one token at a time; `apps.translation.decoding` searches wi
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -25,6 +27,20 @@ from apps.layers import RecurrentEncoder, num_states
 from pipelines.tokenizer import BOS_ID, PAD_ID
 
 ATTENTIONS = ("bahdanau", "luong")
+
+
+class StepWeights(NamedTuple):
+    """What a decoding step reads of the weights (`Translator.step_weights`)."""
+
+    inputs: tf.Tensor | None  # [K, gates]: per output row, embedding @ kernel + bias
+    embedding_kernel: tf.Tensor  # [embedding dim, gates]: the input kernel's token rows
+    input_bias: tf.Tensor  # [gates]
+    readout_kernel: tf.Tensor  # [units, embedding dim]: the readout's hidden rows
+    readout_bias: tf.Tensor  # [embedding dim]
+    output_matrix: tf.Tensor  # [embedding dim, K]: the output rows, transposed
+    output_bias: tf.Tensor  # [K]
+    query_kernel: tf.Tensor | None  # [units, attention units] (Bahdanau)
+    score_vector: tf.Tensor | None  # [attention units] (Bahdanau)
 MASKED_SCORE = -1e9  # not -inf: a source with no token (empty) still gives finite weights
 
 
@@ -210,25 +226,79 @@ class Translator(keras.Model):
                 weights[:, 0])
 
     def _projected_step(self, ids, state, context, output=None):
+        return self.prepared_step(ids, state, context, self.step_weights(output=output))
+
+    def step_weights(self, ids=None, output=None) -> StepWeights:
+        """The weights every decoding step reads, prepared once before a search's loop
+        (sliced, cast, the output matrix transposed: none of it per step).
+
+        `ids` [K]: the target ids a search may produce (a shortlist); each one's
+        embedding times the first decoder layer's input kernel, plus its bias, is
+        then one row of a [K, gates] table, so a step gathers a row instead of
+        embedding the token and multiplying it (K rows once, not every step's rows
+        every step). None: the whole vocabulary, embedded and multiplied per step (a
+        table of every piece would cost more than the steps it saves). `output`: as
+        `_logits`' (ignored with `ids`, whose rows it reads).
+        """
+        kernel, bias = self.decoder.input_weights(0)
+        dim, dtype = self.settings["embedding_dim"], kernel.dtype
+        embedding_kernel = kernel[:dim]
+        matrix, output_bias = output or (self.target_embedding.embeddings, self.output_bias)
+        table = None
+        if ids is not None:
+            matrix = tf.gather(self.target_embedding.embeddings, ids)
+            output_bias = tf.gather(self.output_bias, ids)
+            table = tf.matmul(tf.cast(matrix, dtype), embedding_kernel) + bias
+        readout = tf.cast(self.readout.kernel, dtype)
+        bahdanau = self.attention.kind == "bahdanau"
+        return StepWeights(
+            query_kernel=tf.cast(self.attention.query_layer.kernel, dtype) if bahdanau
+            else None,
+            score_vector=tf.cast(self.attention.score_vector, dtype) if bahdanau else None,
+            inputs=table, embedding_kernel=embedding_kernel, input_bias=bias,
+            readout_kernel=readout[: self.units],
+            readout_bias=tf.cast(self.readout.bias, dtype),
+            output_matrix=tf.transpose(tf.cast(matrix, dtype)), output_bias=output_bias)
+
+    def prepared_step(self, tokens, state, context, weights: StepWeights):
+        """`step` with `decoding_context`'s projections and `step_weights`' weights:
+        `tokens` [B] index the rows of `weights` (ids, or shortlist positions when
+        `weights` was prepared for a shortlist). Same arithmetic as `step`."""
         _, keys, mask, readout_memory, *cell_memory = context
-        embedded = self.target_embedding(ids)
+        if weights.inputs is None:
+            embedded = self.target_embedding(tokens)
+            projected = tf.matmul(tf.cast(embedded, weights.embedding_kernel.dtype),
+                                  weights.embedding_kernel) + weights.input_bias
+        else:
+            projected = tf.gather(weights.inputs, tokens)
         top = -num_states(self.cell)
         if self.feeds_attention:
-            weights = self.attention.weights_of(state[top][:, None], keys, mask)
-            kernel, bias = self.decoder.input_weights(0)
-            dim = self.settings["embedding_dim"]
-            attended = tf.matmul(tf.cast(weights, cell_memory[0].dtype), cell_memory[0])
-            projected = (tf.matmul(embedded, kernel[:dim]) + bias
-                         + tf.cast(attended[:, 0], embedded.dtype))
+            weights_over_source = self._step_attention(state[top], keys, mask, weights)
+            attended = tf.matmul(tf.cast(weights_over_source, cell_memory[0].dtype),
+                                 cell_memory[0])
+            projected = projected + tf.cast(attended[:, 0], projected.dtype)
             hidden, states = self.decoder.step(None, self._layered(state), projected)
         else:
-            hidden, states = self.decoder.step(embedded, self._layered(state))
-            weights = self.attention.weights_of(hidden[:, None], keys, mask)
-        kernel = tf.cast(self.readout.kernel, hidden.dtype)[: self.units]
-        attended = tf.matmul(tf.cast(weights, readout_memory.dtype), readout_memory)[:, 0]
-        out = tf.tanh(tf.matmul(hidden, kernel) + tf.cast(attended, hidden.dtype)
-                      + tf.cast(self.readout.bias, hidden.dtype))
-        return self._project(out, output), self._flat(states), weights[:, 0]
+            hidden, states = self.decoder.step(None, self._layered(state), projected)
+            weights_over_source = self._step_attention(hidden, keys, mask, weights)
+        attended = tf.matmul(tf.cast(weights_over_source, readout_memory.dtype),
+                             readout_memory)[:, 0]
+        out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)
+                      + tf.cast(attended, hidden.dtype) + weights.readout_bias)
+        logits = tf.matmul(out, weights.output_matrix)
+        return (tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states),
+                weights_over_source[:, 0])
+
+    def _step_attention(self, query, keys, mask, weights: StepWeights):
+        """`Attention.weights_of` for one query per row, [B, H] -> [B, 1, S]; Bahdanau's
+        score v . tanh(...) as one product (no [B, S, A] product and sum)."""
+        if weights.score_vector is None:
+            return self.attention.weights_of(query[:, None], keys, mask)
+        hidden = tf.tanh(keys + tf.matmul(tf.cast(query, keys.dtype),
+                                          weights.query_kernel)[:, None, :])
+        scores = tf.linalg.matvec(hidden, weights.score_vector)
+        scores = tf.where(mask, scores, tf.cast(MASKED_SCORE, scores.dtype))
+        return tf.nn.softmax(scores, axis=-1)[:, None]
 
     # -- the whole target: training ----------------------------------------------------------
 

@@ -138,3 +138,24 @@ def test_an_export_holds_the_table_once_as_variables_not_per_signature_constants
     outputs = translate_signature(text=tf.constant(TEXTS), beam_size=tf.constant(1),
                                   max_length=tf.constant(64))
     assert outputs["translation"].numpy()[0].decode() == "4 3 2 1"
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_a_step_over_a_shortlists_prepared_rows_is_the_full_step_at_its_ids(attention):
+    """The shortlist's input-projection table (`Translator.step_weights(ids)`) read by
+    position gives the full step's logits at those ids, its state and its attention."""
+    training.set_seed(4)
+    model = Translator(40, 40, 8, attention, encoder=dict(cell="gru", units=6,
+                                                          bidirectional=True))
+    model.build()
+    for weight in model.weights:
+        weight.assign(tf.random.normal(weight.shape, stddev=0.5))
+    context, state = model.encode(tf.constant([[5, 6, 7, 0], [9, 4, 0, 0]]))
+    full = model.step(tf.constant([4, 8]), state, context)
+    ids = tf.constant([0, 1, 2, 3, 4, 8, 11, 30])
+    listed = model.prepared_step(tf.constant([4, 5]), state, model.decoding_context(context),
+                                 model.step_weights(ids))
+    assert np.allclose(tf.gather(full[0], ids, axis=1).numpy(), listed[0].numpy(), atol=1e-5)
+    for a, b in zip(tf.nest.flatten(full[1:]), tf.nest.flatten(listed[1:])):
+        assert np.allclose(a.numpy(), b.numpy(), atol=1e-5)
+    assert not np.allclose(full[0].numpy()[0], full[0].numpy()[1], atol=1e-3)
