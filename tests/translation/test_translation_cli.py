@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -67,12 +68,13 @@ def test_resume_after_kill_9(tmp_path, digits):
                "--valid-fraction", "0.2", "--tokenizer", "word", "--units", "8",
                "--embedding-dim", "8", "--batch-size", "8", "--epochs", "4", "--output",
                str(output), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = train_killed_after(command, output, wait=120)
     assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
-    finished = run_cli(*command[3:])  # the same command resumes, in this process
-    assert finished.exit_code == 0, finished.output[-2000:]
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
     assert history_epochs(output / "history.csv") == [1, 2, 3, 4]
-    assert "validation BLEU" in finished.output
+    assert "validation BLEU" in finished.stdout
 
 
 @pytest.mark.parametrize("args, message, code", [
