@@ -24,11 +24,11 @@ quickstart: $(BIN)/apps
 
 # Every test, slow ones included, on two pytest-xdist workers (CI runs this).
 test: $(BIN)/apps
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 # Without the slowest end-to-end runs, while working on something.
 test-quick: $(BIN)/apps
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25 -m "not slow"
 
 $(VENV)/.bench-installed: $(BIN)/apps
 	$(BIN)/pip install --quiet -e ".[dev,bench]"

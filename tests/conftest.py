@@ -6,7 +6,9 @@ clone runs every test; only benchmarks read the data sets in ../shared/data.
 `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`).
 Each worker is given one TensorFlow thread per op, so two workers do not fight over
 two cores; the tests that share a trained model (a session or module fixture) are
-sent to one worker together, so each model is trained once (`pytest_collection_modifyitems`).
+sent to one worker together, so each model is trained once (`pytest_collection_modifyitems`;
+tests/worker_groups.py hands the groups to xdist's scheduler, which pytest 9.2 and
+pytest-xdist 3.8 no longer do by themselves).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def lm_settings(shakespeare_files):
 
     files = dict(data=str(shakespeare_files[0]), valid=str(shakespeare_files[1]))
     return lambda **changes: LanguageModelSettings(**{**files, **LM_TINY, **changes})
+
+
+def pytest_configure(config):
+    """Groups that hold under xdist whatever the pytest version (tests/worker_groups.py)."""
+    import worker_groups
+
+    worker_groups.register(config)
 
 
 # Session fixtures that train models for many seconds. (The serving tests' one-epoch

@@ -105,25 +105,12 @@ def test_one_step_on_two_replicas_is_the_one_device_step():
     assert largest < 1e-5  # float rounding of the split batch, nothing more
 
 
-def test_two_workers_on_loopback_train_as_one_with_the_same_global_batch(tmp_path):
-    alone = apps(*TRAIN, "--epochs", 2, "--output", tmp_path / "alone")
-    together = workers(tmp_path / "together", "--epochs", 2)
-    for process in (alone, *together):
-        output, _ = process.communicate(timeout=900)
-        assert process.returncode == 0, output[-3000:]
-    one, two = history(tmp_path / "alone"), history(tmp_path / "together")
-    assert [row["epoch"] for row in two] == [1, 2]
-    # Stated tolerance: the first epoch's training loss within 0.1 %; the steps differ
-    # only in float rounding (each worker computes half of every batch), and training
-    # amplifies rounding slowly, so the second epoch is held to 2 %.
-    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-3)
-    assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=2e-2)
-    assert (tmp_path / "together" / "metrics.json").is_file()
-    assert not list(tmp_path.glob("together.worker-*"))  # the other worker's temporary
-
-
 @pytest.mark.slow
-def test_a_worker_killed_mid_epoch_resumes_with_the_other_from_the_last_epoch(tmp_path):
+def test_two_workers_train_as_one_and_one_killed_resumes_from_the_last_epoch(tmp_path):
+    """Two workers on loopback train as one device does with the same global batch;
+    worker 1 killed with -9 mid-epoch, the same command on both resumes from the last
+    epoch. (One pair of workers serves both checks: each start imports TensorFlow.)"""
+    alone = apps(*TRAIN, "--epochs", 4, "--output", tmp_path / "alone")
     output = tmp_path / "run"
     first = workers(output, "--epochs", 4)  # no collective timeout: the closed socket tells
     deadline = time.time() + 600
@@ -138,9 +125,21 @@ def test_a_worker_killed_mid_epoch_resumes_with_the_other_from_the_last_epoch(tm
     done = len(history(output))
     assert 2 <= done < 4 and (output / "backup" / "state.json").is_file()
 
+    alone_log, _ = alone.communicate(timeout=900)
+    assert alone.returncode == 0, alone_log[-3000:]
+    one, two = history(tmp_path / "alone"), history(output)
+    assert [row["epoch"] for row in two[:2]] == [1, 2]
+    # Stated tolerance: the first epoch's training loss within 0.1 %; the steps differ
+    # only in float rounding (each worker computes half of every batch), and training
+    # amplifies rounding slowly, so the second epoch is held to 2 %. (The sentiment
+    # schedule is constant: four planned epochs train their first two as two would.)
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], rel=1e-3)
+    assert two[1]["loss"] == pytest.approx(one[1]["loss"], rel=2e-2)
+
     again = workers(output, "--epochs", 4)
     for process in again:
         log, _ = process.communicate(timeout=900)
         assert process.returncode == 0, log[-3000:]
     assert [int(row["epoch"]) for row in history(output)] == list(range(1, 5))
+    assert (output / "metrics.json").is_file()
     assert not (output / "backup").exists() and not list(tmp_path.glob("run.worker-*"))

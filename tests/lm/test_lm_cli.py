@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -98,11 +97,10 @@ def test_resume_after_kill_9(tmp_path, corpus):
     output = tmp_path / "run"
     command = apps_command("lm", "train", "--data", corpus[0], "--valid", corpus[1],
                            "--output", output, "--epochs", 4, *TINY_FLAGS)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = train_killed_after(command, output)
     assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    finished = run_cli(*command[3:])  # the same command resumes, in this process
+    assert finished.exit_code == 0, finished.output[-2000:]
     assert history_epochs(output / "history.csv") == list(range(1, 5))
     assert not (output / "backup").exists()
 

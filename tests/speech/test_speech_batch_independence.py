@@ -99,18 +99,21 @@ def test_logits_of_real_frames_do_not_see_the_padding(tiny_run, mixed):
 
 
 def test_the_run_and_the_cli_input_file_answer_as_alone(tiny_run, mixed, tmp_path):
+    trained = runner.load(TASK, tiny_run[0])  # once: the CLI below loads the run by its path
+
     def run(paths):
-        rows = task.transcribe_files(tiny_run[0], paths, batch_size=len(paths))
+        rows = task.transcribe_files(trained, paths, batch_size=len(paths))
         return [(r["transcript"], r["score"]) for r in rows]
 
-    assert_same(*alone_and_batched(run, mixed))
+    alone, batched = alone_and_batched(run, mixed)
+    assert_same(alone, batched)
     listing = tmp_path / "files.txt"
     listing.write_text("\n".join(mixed) + "\n")
     result = run_cli("speech", "transcribe", tiny_run[0], "--input", listing, "--json")
     assert result.exit_code == 0, result.output
     batched = [(row["transcript"], row["score"])
                for row in map(json.loads, result.output.splitlines())]
-    assert_same([run([path])[0] for path in mixed], batched)
+    assert_same(alone, batched)
 
 
 def test_the_saved_model_answers_as_alone(exported, mixed):
