@@ -51,3 +51,15 @@ def test_pairs_a_tsv_cannot_hold_are_not_written(tmp_path):
         assert not task.TASK.write_examples({"source": [source], "target": ["x"]},
                                             tmp_path / "no.tsv")
     assert not (tmp_path / "no.tsv").exists()
+
+
+def test_the_tatoeba_bench_config_validates_on_train_within_its_budget():
+    """bench/configs/translate_tatoeba.yaml alone: validation held out of --data (issue
+    20: settings chosen on data carved from train) and training within 30 minutes."""
+    from apps.config import resolve
+
+    config = Path(__file__).resolve().parents[2] / "bench" / "configs" / "translate_tatoeba.yaml"
+    settings = resolve(task.TranslationSettings, config, {"data": "tatoeba/train"})
+    assert settings.valid is None and 0 < settings.valid_fraction <= 0.05
+    assert settings.time_budget_seconds <= 30 * 60
+    assert (settings.source_lang, settings.target_lang) == ("de", "en")
