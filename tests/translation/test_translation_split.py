@@ -50,6 +50,9 @@ def test_pairs_a_tsv_cannot_hold_are_not_written(tmp_path):
     for source in ("a\tb", "a\u2028b"):
         assert not task.TASK.write_examples({"source": [source], "target": ["x"]},
                                             tmp_path / "no.tsv")
+    from pipelines.records import Streamed  # a streamed corpus stays in its files
+
+    assert not task.TASK.write_examples(Streamed.__new__(Streamed), tmp_path / "no.tsv")
     assert not (tmp_path / "no.tsv").exists()
 
 
