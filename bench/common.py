@@ -7,6 +7,8 @@ sessions), and every script prints it beside its numbers.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import platform
 import statistics
@@ -17,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+TRANSLATION_PEER = ROOT / "bench" / "peers" / "keras_translation_recipe.py"
 
 
 def apps(*args, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -71,3 +74,47 @@ class LoadMonitor:
             return "n/a"
         return (f"mean {statistics.mean(self.samples):.1f}, min {min(self.samples):.1f}, "
                 f"max {max(self.samples):.1f}")
+
+
+# -- translation benchmarks (translate_multi30k.py, translate_tatoeba.py) -----------------
+
+
+def translation_scores(run: Path, test: Path, beams=(1, 5)) -> dict[int, dict]:
+    """`apps translation evaluate RUN --data TEST --json` for each beam size: sacreBLEU
+    BLEU and chrF with their signatures."""
+    return {beam: json.loads(apps("translation", "evaluate", str(run), "--data", str(test),
+                                  "--beam-size", str(beam), "--json").stdout)
+            for beam in beams}
+
+
+def run_translation_peer(tokenizer: Path, seconds: float, data_args: list[str],
+                         batch_size: int = 64, by_length: bool = False) -> dict:
+    """The plain Keras recipe (bench/peers/keras_translation_recipe.py) trained for
+    `seconds` with the project's SentencePiece model, on the pairs `data_args` name
+    (`--data FOLDER`, or `--train/--valid/--test PREFIX`, `--max-length N`); its last line
+    of JSON."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(TRANSLATION_PEER), *map(str, data_args),
+                           "--tokenizer", str(tokenizer), "--time-budget", str(round(seconds)),
+                           "--decode-batch-size", str(batch_size)]
+                          + ["--sort-by-length"] * by_length, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the peer failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def first_reaching(history: Path, bleu: float) -> float | None:
+    """Training seconds until a run's validation BLEU (history.csv) first reached `bleu`."""
+    elapsed = 0.0
+    for row in csv.DictReader(history.open()):
+        elapsed += float(row["seconds"])
+        if float(row["val_bleu"]) >= bleu:
+            return round(elapsed, 1)
+    return None
+
+
+def reach_ratio(peer: dict) -> str:
+    """", x.xx of the recipe's time" when the project reached the recipe's BLEU."""
+    reached = peer["project_seconds_to_peer_val_bleu"]
+    return "" if reached is None else f" ({reached / peer['train_seconds']:.2f}x its time)"

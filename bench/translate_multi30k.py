@@ -37,17 +37,25 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, SHARED, LoadMonitor, apps, machine
+from common import (
+    ROOT,
+    SHARED,
+    LoadMonitor,
+    apps,
+    first_reaching,
+    machine,
+    reach_ratio,
+    run_translation_peer,
+    translation_scores,
+)
 
 MULTI30K = SHARED / "translate" / "multi30k"
 CONFIG = ROOT / "bench" / "configs" / "translate_multi30k.yaml"
-PEER = ROOT / "bench" / "peers" / "keras_translation_recipe.py"
 
 
 def data_folder(workdir: Path, train_lines: int | None) -> Path:
@@ -137,16 +145,8 @@ def mean_pieces(run: Path, sentences: list[str]) -> float:
 
 def run_peer(data: Path, tokenizer: Path, seconds: float, batch_size: int = 64,
              by_length: bool = False) -> dict:
-    """The Keras recipe trained for `seconds`, its last line of JSON."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(PEER), "--data", str(data), "--tokenizer",
-                           str(tokenizer), "--time-budget", str(round(seconds)),
-                           "--decode-batch-size", str(batch_size)]
-                          + ["--sort-by-length"] * by_length, env=env,
-                          capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"the peer failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The Keras recipe trained for `seconds` on Multi30k's folder, its last line of JSON."""
+    return run_translation_peer(tokenizer, seconds, ["--data", data], batch_size, by_length)
 
 
 def decode_only(args) -> None:
@@ -267,22 +267,6 @@ def mean_shortlist(cut, source_ids, order, batch_size) -> float:
     return float(np.mean(sizes))
 
 
-def first_reaching(history: Path, bleu: float) -> float | None:
-    """Training seconds until the project's validation BLEU first reached `bleu`."""
-    elapsed = 0.0
-    for row in csv.DictReader(history.open()):
-        elapsed += float(row["seconds"])
-        if float(row["val_bleu"]) >= bleu:
-            return round(elapsed, 1)
-    return None
-
-
-def reach_ratio(peer: dict) -> str:
-    """", x.xx of the recipe's time" when the project reached the recipe's BLEU."""
-    reached = peer["project_seconds_to_peer_val_bleu"]
-    return "" if reached is None else f" ({reached / peer['train_seconds']:.2f}x its time)"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-budget", default="28m",
@@ -332,9 +316,7 @@ def main() -> None:
         print(json.dumps({"train_wall_seconds": round(wall, 1), "epochs": len(history)}),
               file=sys.stderr, flush=True)
         test = data / "test_2016_flickr"
-        scores = {beam: json.loads(apps("translation", "evaluate", str(run), "--data",
-                                        str(test), "--beam-size", str(beam),
-                                        "--json").stdout) for beam in (1, 5)}
+        scores = translation_scores(run, test)
         print(json.dumps(scores), file=sys.stderr, flush=True)
         versions = export_both(run, workdir / "sm")
         sources = (test.with_suffix(".de")).read_text(encoding="utf-8").splitlines()

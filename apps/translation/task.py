@@ -172,12 +172,26 @@ class TranslationTask(Task):
     bfloat16_cpus = ("amx_bf16", "avx512_bf16")
     column_options = ("source_lang", "target_lang", "source_column", "target_column")
     kept_metrics = ("bleu", "chrf", "signature", "sentences")
+    split_suffix = ".tsv"
 
     def read(self, source, default_split, source_lang=None, target_lang=None,
              source_column=None, target_column=None):
         pairs = parallel.read_parallel(source, source_lang, target_lang, source_column,
                                        target_column, default_split)
         return {"source": pairs.sources, "target": pairs.targets}
+
+    def write_examples(self, examples, path):
+        """A TSV of the pairs with the header `source<TAB>target` (what `--data` and
+        `evaluate --data` read back); False for a streamed corpus (not held in memory) and
+        for a sentence with a tab or a line break, which the TSV could not hold."""
+        if not isinstance(examples, dict):
+            return False
+        pairs = list(zip(examples["source"], examples["target"]))
+        if any(len(f"{s} {t}".splitlines()) > 1 or "\t" in s + t for s, t in pairs):
+            return False
+        path.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in pairs),
+                        encoding="utf-8")
+        return True
 
     def evaluation_options(self, trained):
         return {key: trained.metadata.config.get(key) for key in self.column_options}

@@ -16,7 +16,8 @@
   model, until every row has produced the end id or `--max-length` tokens.
 
 Prints one JSON line: wall_seconds (from the first line, imports included),
-epoch_seconds, val_bleu and test_bleu / test_chrf (sacreBLEU on detokenized output),
+epoch_seconds, val_bleu and test_bleu / test_chrf (sacreBLEU on detokenized output,
+with their signatures),
 greedy_sentences_per_second on the test set.
 """
 
@@ -156,7 +157,13 @@ class TimeBudget(keras.callbacks.Callback):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="Folder of Multi30k.")
+    parser.add_argument("--data", type=Path, help="Folder of Multi30k (train, val, "
+                        "test_2016_flickr), or give the three prefixes:")
+    parser.add_argument("--train", type=Path, help="PREFIX of the training pairs "
+                        "(PREFIX.de, PREFIX.en) [default: DATA/train].")
+    parser.add_argument("--valid", type=Path, help="Validation pairs [default: DATA/val].")
+    parser.add_argument("--test", type=Path, help="Test pairs [default: "
+                        "DATA/test_2016_flickr].")
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--max-length", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=20)
@@ -167,10 +174,15 @@ def main():
     parser.add_argument("--sort-by-length", action="store_true",
                         help="Batch the timed decoding by source word count.")
     args = parser.parse_args()
+    for name, part in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+        if getattr(args, name) is None:
+            if args.data is None:
+                parser.error(f"--{name} (or --data) is required")
+            setattr(args, name, args.data / part)
     keras.utils.set_random_seed(1)
     sp = spm.SentencePieceProcessor(model_file=str(args.tokenizer))
-    train = arrays(sp, *read_pairs(args.data / "train"), args.max_length)
-    val_sources, val_targets = read_pairs(args.data / "val")
+    train = arrays(sp, *read_pairs(args.train), args.max_length)
+    val_sources, val_targets = read_pairs(args.valid)
     valid = arrays(sp, val_sources, val_targets, args.max_length)
     model, encoder_model, step_model = build(sp.get_piece_size())
     model.compile(keras.optimizers.Adam(1e-3),
@@ -185,18 +197,21 @@ def main():
     val_bleu = sacrebleu.corpus_bleu(
         greedy(encoder_model, step_model, sp, val_sources, args.max_length),
         [val_targets]).score
-    test_sources, test_targets = read_pairs(args.data / "test_2016_flickr")
+    test_sources, test_targets = read_pairs(args.test)
     started = time.perf_counter()
     hypotheses = greedy(encoder_model, step_model, sp, test_sources, args.max_length,
                         args.decode_batch_size, args.sort_by_length)
     decode_seconds = time.perf_counter() - started
+    bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()  # corpus_bleu's and corpus_chrf's
     print(json.dumps({
         "peer": "keras_translation_recipe", "train_seconds": round(trained_seconds, 1),
         "wall_seconds": round(time.perf_counter() - START, 1),
         "epoch_seconds": budget.epoch_seconds, "epochs": len(budget.epoch_seconds),
         "val_bleu": round(val_bleu, 2),
-        "test_bleu": round(sacrebleu.corpus_bleu(hypotheses, [test_targets]).score, 2),
-        "test_chrf": round(sacrebleu.corpus_chrf(hypotheses, [test_targets]).score, 2),
+        "test_bleu": round(bleu.corpus_score(hypotheses, [test_targets]).score, 2),
+        "test_chrf": round(chrf.corpus_score(hypotheses, [test_targets]).score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
         "greedy_sentences_per_second": round(len(test_sources) / decode_seconds, 1),
         "mean_output_pieces": round(float(np.mean([len(sp.encode(h)) for h in hypotheses])),
                                     1)}))
