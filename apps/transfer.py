@@ -281,7 +281,7 @@ def adopt_tokenizer(settings, given: set[str] | None = None, task=None):
     chosen = explicit_settings(settings, given)
     names = {f.name for f in dataclasses.fields(settings)}
     changes: dict[str, Any] = {}
-    origin: dict[str, tuple[Start, Path]] = {}
+    origin: dict[str, tuple[Start, Path, Any]] = {}  # a size -> where it came from
     for start in found:
         source = start.source()
         hard = {key: source.config.get(key) for key in start.tokenizer_settings}
@@ -302,13 +302,13 @@ def adopt_tokenizer(settings, given: set[str] | None = None, task=None):
             theirs = source.config.get(key)
             if key not in names or key in chosen or theirs is None:
                 continue
-            if key in origin and changes.get(key) != theirs:
-                other, path = origin[key]
+            if key in origin and origin[key][2] != theirs:
+                other, path, value = origin[key]
                 raise ConfigError(
                     f"{other.flag} '{path}' and {start.flag} '{source.path}' differ in "
-                    f"{key} ({changes[key]} and {theirs}) and this model has one: give "
+                    f"{key} ({value} and {theirs}) and this model has one: give "
                     f"{flag_name(key)} (the layers it does not fit start fresh, or are refused).")
-            origin[key] = (start, source.path)
+            origin[key] = (start, source.path, theirs)
             if getattr(settings, key) != theirs:
                 changes[key] = theirs
     changes = {key: value for key, value in changes.items() if getattr(settings, key) != value}
