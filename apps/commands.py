@@ -70,7 +70,7 @@ def _train(task: Task, texts: TaskTexts) -> click.Command:
         flags = typed_flags(ctx)
         settings = resolve(task.settings_class, config_file, flags)
         given = set(flags) | (set(load_config_file(config_file)) if config_file else set())
-        settings = transfer.adopt_tokenizer(settings, given)
+        settings = transfer.adopt_tokenizer(settings, given, task)
         output = runner.run_directory(task, settings, output)
         click.echo(f"Run directory: {output}", err=True)
         with interrupted_says_how_to_resume(ctx, output):

@@ -75,7 +75,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
     A resumed run continues exactly where its last backup left it (apps.training).
     """
     strategy = distribute.make_strategy(settings.strategy, settings.tpu)
-    settings = transfer.adopt_tokenizer(settings)
+    settings = transfer.adopt_tokenizer(settings, task=task)
     output = run_directory(task, settings, output)
     workdir = distribute.worker_directory(output, strategy)
     config = {"task": task.name, **to_dict(settings),
@@ -94,7 +94,7 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             init = run.read_config().get("init")  # loaded when the run began, not again
         else:
             inputters = task.make_inputters(settings)
-            transfer.take_tokenizer(settings, inputters)
+            transfer.take_tokenizer(settings, inputters, task)
             with contextlib.nullcontext() if verbose else no_progress_bars():
                 task.fit_inputters(inputters, train_examples, valid_examples, settings)
             for inputter in inputters.values():
@@ -113,8 +113,8 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
                 passes(0), valid_data, steps, clock, replicas))
-        if settings_init_from(settings) and not resuming:
-            init = transfer.load_shared(task, model, settings)
+        if transfer.starts(task, settings) and not resuming:
+            init = transfer.load_shared(task, model, settings, inputters)
             training.write_json(run.config, {**config, "init": init})
         transfer.layer_rates(task, model, settings, steps, (init or {}).get("loaded", []))
         trained = trained_run(task, run.path, settings, inputters, model)
@@ -153,11 +153,6 @@ def write_split(task: Task, run: RunDirectory, kept, held) -> None:
         return
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def settings_init_from(settings) -> str | None:
-    """The run `--init-from` names, for tasks that have the setting."""
-    return getattr(settings, "init_from", None)
 
 
 def baseline_watch(task: Task, settings, inputters, train) -> BaselineWatch | None:

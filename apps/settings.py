@@ -250,10 +250,11 @@ class TransferSettings(Settings):
     """Starting from another run's weights and fine-tuning them (`apps.transfer`)."""
 
     init_from: str | None = setting(
-        None, "Start from the weights of this training run, of this task or another (a "
-        "language model's embedding and encoder into a classifier, say): the layers both "
-        "models share are loaded, the rest start fresh, and the run takes over its "
-        "tokenizer. config.json records what was loaded.", section="training")
+        None, "Start from the weights of this training run or exported model (a SavedModel "
+        "version or its base directory), of this task or another (a language model's "
+        "embedding and encoder into a classifier, say): the layers both models share are "
+        "loaded, the rest start fresh, and the run takes over its tokenizer. config.json "
+        "records what was loaded.", section="training")
     freeze_epochs: int = setting(
         0, "Gradual unfreezing of the layers --init-from loaded: they thaw one at a time "
         "from the top (encoder layers, then the embedding), one every this many epochs, "
@@ -269,8 +270,12 @@ class TransferSettings(Settings):
         require(self.freeze_epochs >= 0, "freeze_epochs", "zero or more", self.freeze_epochs)
         require(0.0 < self.lr_layer_decay <= 1.0, "lr_layer_decay", "in (0, 1]",
                 self.lr_layer_decay)
-        require(not self.freeze_epochs or self.init_from, "freeze_epochs",
+        require(not self.freeze_epochs or self.init_sources(), "freeze_epochs",
                 "0 without --init-from (only loaded layers are frozen)", self.freeze_epochs)
+
+    def init_sources(self) -> list[str]:
+        """The sources this run starts from (a task with several options adds its own)."""
+        return [self.init_from] if self.init_from else []
 
 
 @dataclass

@@ -176,6 +176,14 @@ class Task:
         several layers under one name all receive the source's one."""
         return {}
 
+    def init_starts(self, settings) -> list:
+        """Where this run's weights start (`apps.transfer.Start`, one per option that
+        names a source): by default `--init-from` for the whole model, taking over the
+        "text" tokenizer. Empty: from scratch."""
+        from apps import transfer
+
+        return transfer.whole_model(settings)
+
     def baseline_loss(self, settings, inputters: dict[str, Inputter],
                       train: Examples) -> float | None:
         """The validation loss of a model that ignores its input (the answers'

@@ -61,6 +61,9 @@ class Inputter:
 # ------------------------------------------------------------------------------ text
 
 
+LONG_TEXT = ("head", "tail", "head+tail")
+
+
 class TextInputter(Inputter):
     """Text through a SentencePiece model trained on the training texts.
 
@@ -70,13 +73,19 @@ class TextInputter(Inputter):
         max_length: tokens kept per text (None: all).
         exact_text: keep whitespace and case exactly (language models).
         filename: the model file in the run directory.
+        long_text: which `max_length` tokens a longer text keeps (`LONG_TEXT`): its
+            head, its tail, or head+tail (the first quarter and the last three
+            quarters of the budget: Sun et al. 2019 keep 128 + 382 of 510).
     """
 
     def __init__(self, model_type: str = "unigram", vocab_size: int = 8000,
                  max_length: int | None = None, exact_text: bool = False,
-                 filename: str = "tokenizer.model"):
+                 filename: str = "tokenizer.model", long_text: str = "head"):
+        if long_text not in LONG_TEXT:
+            raise ValueError(f"long_text must be one of {LONG_TEXT}, received {long_text!r}")
         self.model_type, self.vocab_size_limit = model_type, vocab_size
         self.max_length, self.exact_text, self.filename = max_length, exact_text, filename
+        self.long_text = long_text
         self.tokenizer: Tokenizer | None = None
         self._graph_tokenizer = None
         self.taken_over = False
@@ -110,7 +119,8 @@ class TextInputter(Inputter):
 
     def metadata(self) -> dict[str, Any]:
         return {"file": self.filename, "type": self.model_type, "vocab_size": self.vocab_size,
-                "max_length": self.max_length}
+                "max_length": self.max_length, **({"long_text": self.long_text}
+                                                  if self.long_text != "head" else {})}
 
     # -- the one tokenisation: graph op on the CPU ---------------------------------------
 
@@ -129,7 +139,16 @@ class TextInputter(Inputter):
         CPU (no GPU kernel). Streamed training data goes through this same op."""
         with tf.device("/CPU:0"):
             ids = self.graph_tokenizer.tokenize(text)
-            return ids if self.max_length is None or not cut else ids[:, : self.max_length]
+            if self.max_length is None or not cut:
+                return ids
+            if self.long_text == "head":
+                return ids[:, : self.max_length]
+            return keep_ends(ids, self.head_length, self.max_length - self.head_length)
+
+    @property
+    def head_length(self) -> int:
+        """Tokens a text longer than `max_length` keeps from its start."""
+        return {"head": self.max_length, "tail": 0}.get(self.long_text, self.max_length // 4)
 
     def preprocess(self, text: tf.Tensor) -> tf.Tensor:
         """Strings [N] -> right-padded ids [N, T] with T >= 1 (what the models read)."""
@@ -171,6 +190,14 @@ class TextInputter(Inputter):
         if not chunks:
             return np.zeros([0], np.int32)
         return self.encode(chunks).values.astype(np.int32)
+
+
+def keep_ends(ids: tf.RaggedTensor, head: int, tail: int) -> tf.RaggedTensor:
+    """Each row's first `head` and last `tail` ids (a row no longer than both: whole)."""
+    lengths = ids.row_lengths()
+    positions = tf.ragged.range(lengths)
+    keep = (positions < head) | (positions >= tf.expand_dims(lengths, 1) - tail)
+    return tf.ragged.boolean_mask(ids, keep)
 
 
 def text_chunks(text: str, size: int = STREAM_CHUNK_CHARS):

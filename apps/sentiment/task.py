@@ -33,7 +33,7 @@ from apps.settings import (
 from apps.task import Examples, Task, Trained, TrainingPlan
 from apps.training import pass_seed
 from pipelines import batching, records, sources
-from pipelines.inputters import LabelsInputter, TextInputter
+from pipelines.inputters import LONG_TEXT, LabelsInputter, TextInputter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class SentimentSettings(TaskSettings, StreamingSettings, ScheduleSettings, Trans
     label_column: str | None = setting(None, "Column (or TFDS feature) holding the label "
                                        "[default: guessed: label, sentiment, class, ...].")
     max_length: int = setting(256, "Tokens kept per text.", section="tokenizer")
+    long_text: str = setting("head", "Which --max-length tokens a longer text keeps, in "
+                             "training and in the exported graph alike: its head, its tail, "
+                             "or head+tail (the first quarter and the last three quarters, "
+                             "as Sun et al. 2019 fine-tune BERT on long reviews).", LONG_TEXT,
+                             section="tokenizer")
     pooling: str = setting("max", "How the encoder's outputs become one vector.", POOLINGS,
                            section="model")
     members: int = setting(1, "Train this many classifiers side by side and average their "
@@ -106,7 +111,7 @@ class SentimentTask(Task):
 
     def make_inputters(self, settings):
         return {"text": TextInputter(settings.tokenizer, settings.vocab_size,
-                                     settings.max_length),
+                                     settings.max_length, long_text=settings.long_text),
                 "label": LabelsInputter()}
 
     def read_training_data(self, settings):

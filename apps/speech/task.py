@@ -20,10 +20,10 @@ import jiwer
 import numpy as np
 import tensorflow as tf
 
-from apps import runner, schedule
+from apps import runner, schedule, transfer
 from apps.config import require
 from apps.errors import ConfigError, DataError, graph_assertion
-from apps.settings import ScheduledTaskSettings, setting
+from apps.settings import ScheduledTaskSettings, TransferSettings, setting
 from apps.signature_inputs import parameter_spec
 from apps.speech import decoding, fusion, joining
 from apps.speech.data import recording_batches
@@ -55,7 +55,7 @@ EXAMPLES_SHOWN = 3  # best, median and worst transcriptions in a report
 
 
 @dataclass
-class SpeechSettings(ScheduledTaskSettings):
+class SpeechSettings(ScheduledTaskSettings, TransferSettings):
     """Everything `apps speech train` can be told; saved as the run's config.json."""
 
     data: str = setting("tfds:spoken_digit", "Training recordings (WAV, FLAC, OGG/Vorbis, "
@@ -113,6 +113,11 @@ class SpeechSettings(ScheduledTaskSettings):
     batch_size: int = 32
     learning_rate: float = 2e-3
     clip_norm: float | None = 5.0
+    init_from: str | None = setting(
+        None, "Start from this speech run or exported recogniser (an FSDD run for AN4, "
+        "say): its front end and recurrent encoder are loaded, and its output layer when "
+        "the vocabulary this run fits from its transcripts is the source's; its sizes are "
+        "taken unless given. config.json records what was loaded.", section="training")
 
     def validate(self) -> None:
         super().validate()
@@ -366,6 +371,21 @@ class SpeechTask(Task):
             return batches(with_joined(train_data, seed), seed, True)
 
         return training_pass, valid_data
+
+    def init_starts(self, settings):
+        """--init-from a recogniser: the run fits its own vocabulary from its transcripts
+        (the source's sizes and tokenizer kind unless given); the output layer loads
+        only where that vocabulary is the source's, piece for piece."""
+        return transfer.whole_model(
+            settings, sides={}, tasks=("speech",), tokenizer_settings=(),
+            adopts=("tokenizer", "vocab_size", "mels", "conv_filters", "conv_kernel",
+                    "time_stride", "bidirectional", "residual"),
+            vocabulary_layers=("ctc_output",))
+
+    def shared_layers(self, model):
+        return {"front/0": [model.front[0]], "front/1": [model.front[1]],
+                "front/norm": [model.norm], **transfer.encoder_layers(model.encoder),
+                "ctc_output": [model.logits]}
 
     def build_model(self, settings, inputters):
         return build(settings, inputters["text"].vocab_size, inputters["audio"].mels)

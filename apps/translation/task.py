@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from apps import runner, schedule
+from apps import runner, schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
-from apps.errors import DataError
-from apps.settings import ScheduledTaskSettings, StreamingSettings, setting
+from apps.errors import ConfigError, DataError
+from apps.settings import ScheduledTaskSettings, StreamingSettings, TransferSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.training import pass_seed
 from apps.translation import metrics, serving, translate
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationSettings(ScheduledTaskSettings, StreamingSettings):
+class TranslationSettings(ScheduledTaskSettings, StreamingSettings, TransferSettings):
     """Everything `apps translation train` can be told; saved as the run's config.json."""
 
     data: str = setting("", "Training pairs: PREFIX (the files PREFIX.<source-lang> and "
@@ -76,6 +76,22 @@ class TranslationSettings(ScheduledTaskSettings, StreamingSettings):
                                     "plain log-probability).", section="decoding")
     max_length_ratio: float = setting(2.0, "Most output tokens per source token.",
                                       section="decoding")
+    init_from: str | None = setting(
+        None, "Start from the whole of this translation run or exported translator "
+        "(fine-tuning on new pairs): its weights, its tokenizer(s) and its sizes. For "
+        "language models, see --init-encoder-from and --init-decoder-from.",
+        section="training")
+    init_encoder_from: str | None = setting(
+        None, "Start the encoder from this source-language model (an `apps lm` run or "
+        "export): its embedding becomes the source embedding, its recurrent layers the "
+        "encoder's forward layers (the backward ones start fresh), and its tokenizer the "
+        "source side's. Implies --separate-vocab.", section="training")
+    init_decoder_from: str | None = setting(
+        None, "Start the decoder from this target-language model (an `apps lm` run or "
+        "export): its embedding becomes the target embedding (and output layer), its "
+        "recurrent layers the decoder's (with Bahdanau attention, the first layer's "
+        "input rows that read the attention context start fresh), and its tokenizer "
+        "the target side's. Implies --separate-vocab.", section="training")
 
     def validate(self) -> None:
         super().validate()
@@ -87,6 +103,33 @@ class TranslationSettings(ScheduledTaskSettings, StreamingSettings):
                 self.length_penalty)
         require(self.max_length_ratio > 0.0, "max_length_ratio", "positive",
                 self.max_length_ratio)
+        if self.init_from and (self.init_encoder_from or self.init_decoder_from):
+            raise ConfigError("--init-from starts the whole translator from a translation "
+                              "model, --init-encoder-from and --init-decoder-from a side each "
+                              "from a language model: pass one or the other.")
+
+    def init_sources(self) -> list[str]:
+        return [path for path in (self.init_from, self.init_encoder_from,
+                                  self.init_decoder_from) if path]
+
+
+SEPARATE = "which gives each side its own language model's tokenizer"
+
+
+def encoder_side(name: str) -> str | None:
+    """A language model's layer -> the translator's, for --init-encoder-from."""
+    return "source_embedding" if name == "embedding" else \
+        name if name.startswith("encoder/") else None
+
+
+def decoder_side(name: str) -> str | None:
+    """A language model's layer -> the translator's, for --init-decoder-from (its
+    forward layers only: the decoder reads left to right)."""
+    if name == "embedding":
+        return "target_embedding"
+    if name.startswith("encoder/") and name.endswith("/forward"):
+        return "decoder/" + name.removeprefix("encoder/")
+    return None
 
 
 def pair_ids(inputters, examples: Examples, max_length: int, source: str):
@@ -238,6 +281,39 @@ class TranslationTask(Task):
         train_columns = pair_ids(inputters, train, settings.max_length, settings.data)
         return (lambda epoch: batching.bucketed_dataset(  # pass `epoch`: apps.training
             train_columns, settings.batch_size, pass_seed(settings.seed, epoch)), valid_data)
+
+    def init_starts(self, settings):
+        """--init-from: a translator, whole; --init-encoder-from / --init-decoder-from:
+        a language model for each side, with that side's tokenizer."""
+        if settings.init_from:
+            return transfer.whole_model(
+                settings, sides={"source": "source", "target": "target"},
+                tasks=("translation",),
+                tokenizer_settings=(*transfer.TOKENIZER_SETTINGS, "separate_vocab"),
+                adopts=("attention", "bidirectional", "residual"))
+        sides = [("--init-encoder-from", "init_encoder_from", "encoder", "source", encoder_side),
+                 ("--init-decoder-from", "init_decoder_from", "decoder", "target", decoder_side)]
+        return [transfer.Start(flag, key, getattr(settings, key), role=role, sides={side: "text"},
+                               rename=rename, tasks=("lm",), tokenizer_settings=(),
+                               forced={"separate_vocab": True}, forced_reason=SEPARATE)
+                for flag, key, role, side, rename in sides if getattr(settings, key)]
+
+    def shared_layers(self, model):
+        """The whole translator (a translator fine-tuned from a translator); a language
+        model's embedding and layers map onto a side (`encoder_side`, `decoder_side`).
+        With Bahdanau attention the decoder's first layer also reads the context: a
+        language model fills the rows of its input kernel that read the embedding."""
+        decoder = transfer.encoder_layers(model.decoder, "decoder")
+        if model.feeds_attention:
+            first = "decoder/0/forward"
+            decoder[first] = [transfer.InputRows(decoder[first][0],
+                                                 model.settings["embedding_dim"])]
+        return {"source_embedding": [model.source_embedding],
+                "target_embedding": [model.target_embedding],
+                **transfer.encoder_layers(model.encoder), **decoder,
+                "bridge": [model.bridge], "attention": [model.attention],
+                "readout": [model.readout],
+                "output_bias": [transfer.WeightGroup(model.output_bias)]}
 
     def baseline_loss(self, settings, inputters, train):
         """The best loss of one fixed target distribution (label-smoothed), from up to

@@ -209,3 +209,22 @@ def test_concat_pooling_is_last_max_and_mean_side_by_side():
     last = np.array([[5.0, 6.0]], np.float32)
     pooled = SequencePooling("concat")(sequence, mask, last=last)
     np.testing.assert_allclose(pooled, [[5.0, 6.0, 3.0, 0.0, 2.0, -1.0]])
+
+
+def test_an_exported_language_model_starts_a_classifier(tmp_path, lm_run, task_files,
+                                                        sentiment_settings):
+    """A SavedModel version (or its base directory) is a source like its run: the same
+    values, and the tokenizer read out of its graph is the run's, byte for byte."""
+    version = runner.export(LM, lm_run, tmp_path / "saved_models")
+    settings = classifier(sentiment_settings, task_files, init_from=str(version.parent),
+                          epochs=1, freeze_epochs=1)
+    path, _ = runner.train(SENTIMENT, settings, tmp_path / "fine", verbose=0)
+    lm = runner.load(LM, lm_run).model
+    member = runner.load(SENTIMENT, path).model.members[0]
+    np.testing.assert_array_equal(member.embedding.get_weights()[0],
+                                  lm.embedding.get_weights()[0])
+    for ours, theirs in zip(member.encoder.rnns[0][0].get_weights(),
+                            lm.encoder.rnns[0][0].get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert (path / "tokenizer.model").read_bytes() == (lm_run / "tokenizer.model").read_bytes()
+    assert json.loads((path / "config.json").read_text())["init"]["task"] == "lm"
