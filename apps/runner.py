@@ -176,7 +176,9 @@ class EpochDecodings:
 
     def validation(self) -> dict[str, float]:
         decoded = self.task.validation_decoding(self.trained, self.valid)
-        metrics = self.task.validation_metrics(self.trained, self.valid, decoded)
+        # a task that decodes nothing may leave `decoded` out of its signature
+        reused = () if decoded is None else (decoded,)
+        metrics = self.task.validation_metrics(self.trained, self.valid, *reused)
         value = metrics.get(self.task.monitor)
         if decoded is not None and value is not None and training.improves(
                 value, self.best_value, self.task.monitor_mode):
