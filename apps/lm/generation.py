@@ -165,6 +165,8 @@ def generate(model: Path | Trained, prompt: str, sampling: Sampling,
     if stepper is not None:
         with layers.traced_recurrence("fused"):  # traced as the run's signatures are
             stepper.warm_up()
+        serving.prompted(trained.inputters["text"], tf.constant([""]))  # the in-graph
+        _detokenized(trained.inputters["text"], [])                     # tokenizer, built
     else:
         trained.signatures["generate"](
             prompt=tf.constant([""]), max_tokens=tf.constant([1], tf.int32),
