@@ -87,6 +87,18 @@ def classifier(sentiment_settings, task_files, **changes):
         "tokenizer": "unigram", **changes})
 
 
+def assert_holds_the_lm(member, path, lm_run) -> None:
+    """A classifier member starts from the LM: its embedding and first forward layer
+    equal the LM's, and the run's tokenizer is the LM's, byte for byte."""
+    lm = runner.load(LM, lm_run).model
+    np.testing.assert_array_equal(member.embedding.get_weights()[0],
+                                  lm.embedding.get_weights()[0])
+    for ours, theirs in zip(member.encoder.rnns[0][0].get_weights(),
+                            lm.encoder.rnns[0][0].get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert (path / "tokenizer.model").read_bytes() == (lm_run / "tokenizer.model").read_bytes()
+
+
 def test_lm_weights_and_tokenizer_appear_in_the_classifier(tmp_path, lm_run, task_files,
                                                            sentiment_settings):
     """Frozen for every epoch, the loaded layers hold the LM's values exactly after
@@ -94,15 +106,8 @@ def test_lm_weights_and_tokenizer_appear_in_the_classifier(tmp_path, lm_run, tas
     settings = classifier(sentiment_settings, task_files, init_from=str(lm_run), epochs=2,
                           freeze_epochs=2, members=2)
     path, _ = runner.train(SENTIMENT, settings, tmp_path / "fine", verbose=0)
-    lm = runner.load(LM, lm_run).model
-    model = runner.load(SENTIMENT, path).model
-    for member in model.members:
-        np.testing.assert_array_equal(member.embedding.get_weights()[0],
-                                      lm.embedding.get_weights()[0])
-        for ours, theirs in zip(member.encoder.rnns[0][0].get_weights(),
-                                lm.encoder.rnns[0][0].get_weights(), strict=True):
-            np.testing.assert_array_equal(ours, theirs)
-    assert (path / "tokenizer.model").read_bytes() == (lm_run / "tokenizer.model").read_bytes()
+    for member in runner.load(SENTIMENT, path).model.members:
+        assert_holds_the_lm(member, path, lm_run)
     init = json.loads((path / "config.json").read_text())["init"]
     assert init["loaded"] == ["embedding", "encoder/0/forward"]
     assert "member_0/logits" in init["fresh"] and init["task"] == "lm"
@@ -219,12 +224,5 @@ def test_an_exported_language_model_starts_a_classifier(tmp_path, lm_run, task_f
     settings = classifier(sentiment_settings, task_files, init_from=str(version.parent),
                           epochs=1, freeze_epochs=1)
     path, _ = runner.train(SENTIMENT, settings, tmp_path / "fine", verbose=0)
-    lm = runner.load(LM, lm_run).model
-    member = runner.load(SENTIMENT, path).model.members[0]
-    np.testing.assert_array_equal(member.embedding.get_weights()[0],
-                                  lm.embedding.get_weights()[0])
-    for ours, theirs in zip(member.encoder.rnns[0][0].get_weights(),
-                            lm.encoder.rnns[0][0].get_weights(), strict=True):
-        np.testing.assert_array_equal(ours, theirs)
-    assert (path / "tokenizer.model").read_bytes() == (lm_run / "tokenizer.model").read_bytes()
+    assert_holds_the_lm(runner.load(SENTIMENT, path).model.members[0], path, lm_run)
     assert json.loads((path / "config.json").read_text())["init"]["task"] == "lm"
