@@ -60,12 +60,24 @@ def connected_wavs(manifest: Path) -> tuple[list[bytes], float]:
     return [wav_bytes(w, 8000) for w in waves], sum(len(w) for w in waves) / 8000
 
 
-def real_time_factor(saved_model: Path, manifest: Path, batch_size: int = 64) -> dict:
+def recorded_wavs(manifest: Path, sample_rate: int) -> tuple[list[bytes], float]:
+    """A manifest's recordings (any format the app reads) as WAV bytes at the model's
+    rate, as a client would send them, and their seconds of audio."""
+    sys.path.insert(0, str(ROOT))
+    from apps.speech.task import TASK
+    from pipelines.audio import AudioInputter, wav_bytes
+
+    audio = AudioInputter(sample_rate)
+    waves = [audio.read(path) for path in TASK.read_evaluation_data(str(manifest))["audio"]]
+    return [wav_bytes(w, sample_rate) for w in waves], sum(len(w) for w in waves) / sample_rate
+
+
+def real_time_factor(saved_model: Path, audio: list[bytes], seconds: float,
+                     batch_size: int = 64) -> dict:
     """Seconds of computation per second of audio, batched by length, warm model."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    audio, seconds = connected_wavs(manifest)
     serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     order = sorted(range(len(audio)), key=lambda i: len(audio[i]))
     batches = [tf.constant([audio[i] for i in order[s : s + batch_size]])
@@ -114,7 +126,7 @@ def main() -> None:
                   for name, extra in (("test", ()), ("connected", CONNECTED))}
         exported = apps("speech", "export", run, "--model-base-path", workdir / "saved_models")
         saved_model = Path(exported.stdout.split()[1])
-        rtf = real_time_factor(saved_model, test)
+        rtf = real_time_factor(saved_model, *connected_wavs(test))
         peer = None
         if args.peer:
             data = prepare(FSDD, workdir / "peer", config["join_recordings"])
