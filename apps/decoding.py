@@ -5,7 +5,10 @@ The shape is OpenNMT-tf's. A **decoder** answers one contract:
 - `initial_state(inputs)` -> `(state, context)`: what the first step reads (for a
   translator, the encoded source; for a language model, the state after its prompt);
 - `step(ids [N], state, context)` -> `(logits [N, V], new state, attention [N, S] or
-  None)`, where `state` and `context` are nests of tensors whose first dimension is N.
+  None)`, where `state` and `context` are nests of tensors whose first dimension is N;
+- optionally `beam_context(context, beams)`: the context a beam search's steps read
+  (without it, every row's context is repeated once per beam; a decoder whose step
+  groups a sentence's beams itself keeps one row per sentence and reads it once).
 
 A **search strategy** drives the steps: `greedy_search`, `beam_search` (GNMT length
 penalty, n-best) or `search` (greedy for a beam of 1, else beam; a `tf.cond` when the
@@ -21,7 +24,9 @@ Outputs (`Search`): ids [B, N, T] (N hypotheses per row, best first, padded afte
 end), lengths [B, N] (tokens before the end id), scores [B, N] (natural-log probability
 of the output, its end id included where the vocabulary has one) and alignment
 [B, N, T] (the source position each output token attended to most; -1 without
-attention). `first(search)` is the 1-best, [B, T]. Beam search ranks hypotheses by
+attention, or where the caller did not ask for alignments: a search that is not
+asked does not track them). `first(search)` is the 1-best, [B, T]. Beam search ranks
+hypotheses by
 score / ((5 + length) / 6) ** alpha; with a beam of 1 it gives exactly what greedy
 search gives (a test holds it to that).
 """
@@ -111,6 +116,11 @@ def _attended(attention, rows):
     return tf.argmax(attention, axis=-1, output_type=tf.int32)
 
 
+def _unaligned(ids):
+    """The alignment of a search not asked for one: -1 for every token."""
+    return tf.fill(tf.shape(ids), NO_ALIGNMENT)
+
+
 def _start(start_ids, rows):
     return tf.fill([rows], BOS_ID) if start_ids is None else tf.cast(start_ids, tf.int32)
 
@@ -149,8 +159,9 @@ def _greedy_choice(logits, step, limits, finished, vocabulary):
 
 
 def greedy_search(decoder, state, context, limits, start_ids=None,
-                  vocabulary: Vocabulary = TRANSLATION) -> Search:
-    """The likeliest token at every step, for every row of the batch at once (N = 1)."""
+                  vocabulary: Vocabulary = TRANSLATION, alignments: bool = True) -> Search:
+    """The likeliest token at every step, for every row of the batch at once (N = 1).
+    `alignments` False: none tracked (every position -1), one op fewer per step."""
     limits = tf.cast(limits, tf.int32)
     rows = tf.shape(limits)[0]
     steps = tf.reduce_max(limits) + int(vocabulary.ends)  # the end id after the last token
@@ -160,8 +171,9 @@ def greedy_search(decoder, state, context, limits, start_ids=None,
         values, chosen = _greedy_choice(tf.cast(logits, tf.float32), t, limits, finished,
                                         vocabulary)
         done = finished | tf.equal(chosen, EOS_ID) | tf.equal(chosen, PAD_ID)
-        return (t + 1, chosen, state, done, scores + values, ids.write(t, chosen),
-                aligned.write(t, _attended(attention, rows)))
+        if alignments:
+            aligned = aligned.write(t, _attended(attention, rows))
+        return t + 1, chosen, state, done, scores + values, ids.write(t, chosen), aligned
 
     def going(t, _previous, _state, finished, *_):
         return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished)))
@@ -169,9 +181,9 @@ def greedy_search(decoder, state, context, limits, start_ids=None,
     _, _, _, _, scores, ids, aligned = _loop(going, body, (
         tf.constant(0), _start(start_ids, rows), state, tf.zeros([rows], tf.bool),
         tf.zeros([rows], tf.float32), _growing([None]), _growing([None])))
-    ids, aligned = _stacked(ids, rows), _stacked(aligned, rows)
-    return Search(ids[:, None], _lengths(ids)[:, None], scores[:, None],
-                  _mask_alignment(aligned, ids)[:, None])
+    ids = _stacked(ids, rows)
+    aligned = _mask_alignment(_stacked(aligned, rows), ids) if alignments else _unaligned(ids)
+    return Search(ids[:, None], _lengths(ids)[:, None], scores[:, None], aligned[:, None])
 
 
 # --------------------------------------------------------------------------------- beam
@@ -182,11 +194,12 @@ def _candidates(log_probs, k, step, limits, finished, vocabulary):
 
     Banned ids are never allowed; at a row's limit only the end id is (or, without an
     end id, the row stops); a finished row is continued by padding at no cost; other
-    slots get NEVER. One `top_k` is the only pass over the vocabulary: the k + banned
-    best are ranked again with the banned ids removed (ties stay in index order).
+    slots get NEVER. One top k (`_top_k`) is the only pass over the vocabulary: the
+    k + banned best are ranked again with the banned ids removed (ties stay in index
+    order).
     """
     vocab = tf.shape(log_probs)[-1]
-    values, ids = tf.math.top_k(log_probs, tf.minimum(k + len(vocabulary.banned), vocab))
+    values, ids = _top_k(log_probs, tf.minimum(k + len(vocabulary.banned), vocab))
     banned = tf.reduce_any(tf.equal(ids[..., None], vocabulary.banned), axis=-1)
     values, order = tf.math.top_k(tf.where(banned, NEVER, values), k)
     ids = tf.gather(ids, order, batch_dims=1)
@@ -200,6 +213,27 @@ def _candidates(log_probs, k, step, limits, finished, vocabulary):
         finished = finished | at_limit[:, 0]
     values = tf.where(finished[:, None], tf.where(first_slot, 0.0, NEVER), values)
     return values, tf.where(finished[:, None] & first_slot, PAD_ID, ids)
+
+
+def _top_k(values, k):
+    """`tf.math.top_k(values, k)` of [N, V] (k <= V): the same values and ids [N, k],
+    ties in index order, through chunks of about sqrt(V / k): each chunk's maximum
+    (one pass), the k best chunks (they hold the k best values: a chunk outside them
+    has k better chunk maxima ahead of any of its values), back in index order, then
+    the k best of their k x chunk values. TensorFlow's CPU `top_k` over [320, 1,250]
+    costs about 20 passes over its input; this about a third of that."""
+    rows, width = tf.shape(values)[0], tf.shape(values)[1]
+    size = tf.maximum(tf.cast(tf.sqrt(tf.cast(width, tf.float32)
+                                      / tf.cast(k, tf.float32)), tf.int32), 1)
+    chunks = (width + size - 1) // size  # at least k: chunks * size >= V >= k * size ** 2
+    padded = tf.pad(values, [[0, 0], [0, chunks * size - width]],
+                    constant_values=-float("inf"))
+    grouped = tf.reshape(padded, [rows, chunks, size])
+    _, best = tf.math.top_k(tf.reduce_max(grouped, axis=-1), k)
+    best = tf.sort(best, axis=-1)
+    picked = tf.reshape(tf.gather(grouped, best, batch_dims=1), [rows, -1])
+    found, at = tf.math.top_k(picked, k)
+    return found, tf.gather(best, at // size, batch_dims=1) * size + at % size
 
 
 def gather_tree(step_ids, parent_ids):
@@ -218,16 +252,19 @@ def gather_tree(step_ids, parent_ids):
 
 
 def beam_search(decoder, state, context, limits, beam_size, alpha=0.0, n_best=1,
-                start_ids=None, vocabulary: Vocabulary = TRANSLATION) -> Search:
+                start_ids=None, vocabulary: Vocabulary = TRANSLATION,
+                alignments: bool = True) -> Search:
     """The best `n_best` of `beam_size` hypotheses kept per row at every step, best first
-    (by score / length penalty; `n_best` is at most the beam size)."""
+    (by score / length penalty; `n_best` is at most the beam size). `alignments`
+    False: none tracked (every position -1), no gather of them per step."""
     limits = tf.cast(limits, tf.int32)
     beams = tf.cast(beam_size, tf.int32)
     n_best = tf.minimum(tf.cast(n_best, tf.int32), beams)
     rows = tf.shape(limits)[0]
     steps = tf.reduce_max(limits) + 1  # the end (or stop) after the last allowed token
     tile = lambda x: tf.repeat(x, beams, axis=0)  # noqa: E731 - [B, ...] -> [B * K, ...]
-    context = tf.nest.map_structure(tile, context)
+    grouped = getattr(decoder, "beam_context", None)
+    context = grouped(context, beams) if grouped else tf.nest.map_structure(tile, context)
     state = tf.nest.map_structure(tile, state)
     beam_limits = tile(limits)
     # only the first beam of each row is alive at the start
@@ -251,10 +288,11 @@ def beam_search(decoder, state, context, limits, beam_size, alpha=0.0, n_best=1,
         flat = tf.reshape(parent + tf.range(rows)[:, None] * beams, [-1])
         state = tf.nest.map_structure(lambda s: tf.gather(s, flat), state)
         finished = was_finished | tf.equal(token, EOS_ID) | tf.equal(token, PAD_ID)
-        attended = tf.reshape(_attended(attention, rows * beams), [rows, beams])
+        if alignments:
+            attended = tf.reshape(_attended(attention, rows * beams), [rows, beams])
+            aligned = aligned.write(t, tf.gather(attended, parent, batch_dims=1))
         return (t + 1, tf.reshape(token, [-1]), state, finished, scores, lengths,
-                ids.write(t, token), parents.write(t, parent),
-                aligned.write(t, tf.gather(attended, parent, batch_dims=1)))
+                ids.write(t, token), parents.write(t, parent), aligned)
 
     def going(t, _previous, _state, finished, scores, lengths, *_):
         return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(
@@ -266,6 +304,8 @@ def beam_search(decoder, state, context, limits, beam_size, alpha=0.0, n_best=1,
         scores, tf.zeros([rows, beams], tf.int32), *(_growing([None, None]) for _ in range(3))))
     parents = parents.stack()
     ids = tf.transpose(gather_tree(ids.stack(), parents), [1, 2, 0])[:, :n_best]
+    if not alignments:
+        return Search(ids, _lengths(ids), scores[:, :n_best], _unaligned(ids))
     aligned = tf.transpose(gather_tree(aligned.stack(), parents), [1, 2, 0])[:, :n_best]
     return Search(ids, _lengths(ids), scores[:, :n_best], _mask_alignment(aligned, ids))
 
@@ -286,17 +326,18 @@ def _settled(finished, scores, lengths, limits, alpha, n_best):
 
 
 def search(decoder, state, context, limits, beam_size, alpha=0.0, n_best=1, start_ids=None,
-           vocabulary: Vocabulary = TRANSLATION) -> Search:
+           vocabulary: Vocabulary = TRANSLATION, alignments: bool = True) -> Search:
     """Greedy search for a beam size and n-best of 1, else beam search over at least
     `n_best` beams (a `tf.cond` when either is a tensor, as in an exported signature:
     greedy's step is lighter and gives the same output)."""
     def greedy():
-        return greedy_search(decoder, state, context, limits, start_ids, vocabulary)
+        return greedy_search(decoder, state, context, limits, start_ids, vocabulary,
+                             alignments)
 
     def beam():
         beams = tf.maximum(tf.cast(beam_size, tf.int32), tf.cast(n_best, tf.int32))
         return beam_search(decoder, state, context, limits, beams, alpha, n_best, start_ids,
-                           vocabulary)
+                           vocabulary, alignments)
 
     if isinstance(beam_size, int) and isinstance(n_best, int):
         return greedy() if beam_size == 1 and n_best == 1 else beam()

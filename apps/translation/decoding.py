@@ -32,6 +32,12 @@ class TranslatorDecoder:
     def step(self, ids, state, context):
         return self.model.prepared_step(ids, state, context, self.weights)
 
+    @staticmethod
+    def beam_context(context, beams):  # noqa: ARG004 - the step groups the beams itself
+        """A beam search's context: one row per sentence, not per beam
+        (`Translator.prepared_step` reads each sentence's memory once for its beams)."""
+        return context
+
 
 class ShortlistDecoder(TranslatorDecoder):
     """The translator over shortlist positions (`apps.translation.shortlist`): `step`
@@ -54,13 +60,14 @@ def output_limits(source_lengths, max_length, ratio: float):
 
 
 def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio: float,
-                  n_best=1, shortlist=None) -> decoding.Search:
+                  n_best=1, shortlist=None, alignments: bool = True) -> decoding.Search:
     """A translator's search over padded source ids [B, S]: `n_best` hypotheses per row
     ([B, N, ...], see `apps.decoding.Search`).
 
     `shortlist`: (candidates [source vocab, M], frequent [F]) tensors of a lexical table
     (`apps.translation.shortlist`): the search then runs over the batch's shortlist only
     (its scores are log-probabilities normalised over it); None: the whole vocabulary.
+    `alignments` False: the search tracks none (every position -1).
     """
     if shortlist is None:
         decoder = TranslatorDecoder(model)
@@ -72,7 +79,7 @@ def translate_ids(model, source_ids, beam_size, max_length, alpha: float, ratio:
     source_lengths = tf.reduce_sum(tf.cast(context[2], tf.int32), axis=1)
     found = decoding.search(decoder, state, context,
                             output_limits(source_lengths, max_length, ratio), beam_size, alpha,
-                            n_best)
+                            n_best, alignments=alignments)
     if shortlist is None:
         return found
     return found._replace(ids=tf.gather(decoder.ids, found.ids))  # positions -> real ids

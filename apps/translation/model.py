@@ -191,19 +191,19 @@ class Translator(keras.Model):
     # -- one step: decoding -----------------------------------------------------------------
 
     def decoding_context(self, context):
-        """(memory, keys, mask) -> the same plus the memory's projections that decoding
-        steps read: a step reads its attention context only through linear maps (the
-        readout and, with Bahdanau, the decoder's input projection), so
-        weights @ (memory @ W), with memory @ W computed once per sentence, replaces
-        (weights @ memory) @ W, a [rows, memory size] x [memory size, W] product every
-        step."""
+        """(memory, keys, mask) -> (memory, keys, mask, projected memory [B, S, D (+ gates)]):
+        a step reads its attention context only through linear maps (the readout's
+        memory rows, D = embedding dim, and, with Bahdanau, the decoder's input
+        projection), so weights @ (memory @ W), with memory @ W computed once per
+        sentence, replaces (weights @ memory) @ W, a [rows, memory size] x
+        [memory size, W] product every step. Both kernels side by side: one product
+        here, and one weights @ projected memory per step."""
         memory, keys, mask = context
-        kernel = tf.cast(self.readout.kernel, memory.dtype)[self.units :]
-        projected = [tf.einsum("bsm,mx->bsx", memory, kernel)]
+        kernels = [tf.cast(self.readout.kernel, memory.dtype)[self.units :]]
         if self.feeds_attention:
-            cell_kernel = self.decoder.input_weights(0)[0][self.settings["embedding_dim"] :]
-            projected.append(tf.einsum("bsm,mx->bsx", memory, cell_kernel))
-        return (memory, keys, mask, *projected)
+            kernels.append(self.decoder.input_weights(0)[0][self.settings["embedding_dim"] :])
+        projected = tf.einsum("bsm,mx->bsx", memory, tf.concat(kernels, axis=1))
+        return (memory, keys, mask, projected)
 
     def step(self, ids, state, context, output=None):
         """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S]);
@@ -263,8 +263,13 @@ class Translator(keras.Model):
     def prepared_step(self, tokens, state, context, weights: StepWeights):
         """`step` with `decoding_context`'s projections and `step_weights`' weights:
         `tokens` [B] index the rows of `weights` (ids, or shortlist positions when
-        `weights` was prepared for a shortlist). Same arithmetic as `step`."""
-        _, keys, mask, readout_memory, *cell_memory = context
+        `weights` was prepared for a shortlist). Same arithmetic as `step`.
+
+        The context may hold one row per sentence while the state holds G rows per
+        sentence, sentence by sentence (a beam search's beams: `TranslatorDecoder.
+        beam_context`): each sentence's G queries then read its memory in one
+        [G, S] x [S, X] product, not G copies of it."""
+        _, keys, mask, projected_memory = context
         if weights.inputs is None:
             embedded = self.target_embedding(tokens)
             projected = tf.matmul(tf.cast(embedded, weights.embedding_kernel.dtype),
@@ -272,33 +277,44 @@ class Translator(keras.Model):
         else:
             projected = tf.gather(weights.inputs, tokens)
         top = -num_states(self.cell)
+        dim = self.settings["embedding_dim"]
         if self.feeds_attention:
-            weights_over_source = self._step_attention(state[top], keys, mask, weights)
-            attended = tf.matmul(tf.cast(weights_over_source, cell_memory[0].dtype),
-                                 cell_memory[0])
-            projected = projected + tf.cast(attended[:, 0], projected.dtype)
+            over_source = self._step_attention(state[top], keys, mask, weights)
+            read = self._read(over_source, projected_memory)
+            read, cell_read = tf.split(read, [dim, -1], axis=-1)
+            projected = projected + tf.cast(cell_read, projected.dtype)
             hidden, states = self.decoder.step(None, self._layered(state), projected)
         else:
             hidden, states = self.decoder.step(None, self._layered(state), projected)
-            weights_over_source = self._step_attention(hidden, keys, mask, weights)
-        attended = tf.matmul(tf.cast(weights_over_source, readout_memory.dtype),
-                             readout_memory)[:, 0]
+            over_source = self._step_attention(hidden, keys, mask, weights)
+            read = self._read(over_source, projected_memory)
         out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)
-                      + tf.cast(attended, hidden.dtype) + weights.readout_bias)
+                      + tf.cast(read, hidden.dtype) + weights.readout_bias)
         logits = tf.matmul(out, weights.output_matrix)
         return (tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states),
-                weights_over_source[:, 0])
+                tf.reshape(over_source, [tf.shape(tokens)[0], -1]))
+
+    @staticmethod
+    def _read(over_source, projected_memory):
+        """Attention weights [B, G, S] x projected memory [B, S, X] -> [B * G, X]."""
+        read = tf.matmul(tf.cast(over_source, projected_memory.dtype), projected_memory)
+        return tf.reshape(read, [-1, tf.shape(projected_memory)[-1]])
 
     def _step_attention(self, query, keys, mask, weights: StepWeights):
-        """`Attention.weights_of` for one query per row, [B, H] -> [B, 1, S]; Bahdanau's
-        score v . tanh(...) as one product (no [B, S, A] product and sum)."""
+        """`Attention.weights_of` for G queries per sentence, [B * G, H] -> [B, G, S];
+        Bahdanau's score v . tanh(...) as one product (no [B, S, A] product and sum)."""
+        batch = tf.shape(keys)[0]
         if weights.score_vector is None:
-            return self.attention.weights_of(query[:, None], keys, mask)
-        hidden = tf.tanh(keys + tf.matmul(tf.cast(query, keys.dtype),
-                                          weights.query_kernel)[:, None, :])
-        scores = tf.linalg.matvec(hidden, weights.score_vector)
-        scores = tf.where(mask, scores, tf.cast(MASKED_SCORE, scores.dtype))
-        return tf.nn.softmax(scores, axis=-1)[:, None]
+            grouped = tf.reshape(query, [batch, -1, tf.shape(query)[-1]])
+            return self.attention.weights_of(grouped, keys, mask)
+        queries = tf.matmul(tf.cast(query, keys.dtype), weights.query_kernel)
+        units = tf.shape(keys)[-1]
+        hidden = tf.tanh(keys[:, None] + tf.reshape(queries, [batch, -1, 1, units]))
+        scores = tf.linalg.matvec(tf.reshape(hidden, [-1, tf.shape(keys)[1], units]),
+                                  weights.score_vector)
+        scores = tf.reshape(scores, [batch, -1, tf.shape(keys)[1]])
+        scores = tf.where(mask[:, None], scores, tf.cast(MASKED_SCORE, scores.dtype))
+        return tf.nn.softmax(scores, axis=-1)
 
     # -- the whole target: training ----------------------------------------------------------
 

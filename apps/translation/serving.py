@@ -49,20 +49,21 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
     length_penalty, ratio = metadata["length_penalty"], metadata["max_length_ratio"]
     table = None if shortlist is None else shortlist_variables(shortlist)
 
-    def found_for(text, beam, max_length, n_best=1):
+    def found_for(text, beam, max_length, n_best=1, alignments=True):
         return decoding.translate_ids(model, reader.preprocess(text), beam, max_length,
-                                      length_penalty, ratio, n_best, table)
+                                      length_penalty, ratio, n_best, table, alignments)
 
-    def run(text, beam, max_length):
-        found = search_decoding.first(found_for(text, beam, max_length))
-        return {"translation": _detokenized(writer, found.ids, found.lengths),
-                "score": found.scores,
-                "aligned_source": pieces_only(found.alignment, found.lengths)}
+    def run(text, beam, max_length, alignments=True):
+        found = search_decoding.first(found_for(text, beam, max_length, 1, alignments))
+        out = {"translation": _detokenized(writer, found.ids, found.lengths),
+               "score": found.scores}
+        if alignments:
+            out["aligned_source"] = pieces_only(found.alignment, found.lengths)
+        return out
 
     @tf.function(input_signature=[TextInputter.input_spec("text")])
-    def serving_default(text):
-        out = run(text, int(beam_size), int(metadata["max_length"]))
-        return {"translation": out["translation"], "score": out["score"]}
+    def serving_default(text):  # no alignments: its search does not track them
+        return run(text, int(beam_size), int(metadata["max_length"]), alignments=False)
 
     @tf.function(input_signature=[TextInputter.input_spec("text"),
                                   parameter_spec(tf.int32, "beam_size"),
