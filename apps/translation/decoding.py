@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from apps import decoding
 from apps.translation import shortlist as shortlists
+from apps.translation.model import BeamContext
 from pipelines.tokenizer import EOS_ID, PAD_ID
 
 
@@ -36,7 +37,7 @@ class TranslatorDecoder:
     def beam_context(context, beams):  # noqa: ARG004 - the step groups the beams itself
         """A beam search's context: one row per sentence, not per beam
         (`Translator.prepared_step` reads each sentence's memory once for its beams)."""
-        return context
+        return BeamContext(*context)
 
 
 class ShortlistDecoder(TranslatorDecoder):

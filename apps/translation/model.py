@@ -41,6 +41,20 @@ class StepWeights(NamedTuple):
     output_bias: tf.Tensor  # [K]
     query_kernel: tf.Tensor | None  # [units, attention units] (Bahdanau)
     score_vector: tf.Tensor | None  # [attention units] (Bahdanau)
+
+
+class BeamContext(NamedTuple):
+    """A decoding context (`Translator.decoding_context`) with one row per sentence
+    that a beam search's steps read for all of a sentence's beams
+    (`Translator.prepared_step`)."""
+
+    memory: tf.Tensor
+    keys: tf.Tensor
+    mask: tf.Tensor
+    readout_memory: tf.Tensor
+    cell_memory: tf.Tensor | None = None  # Bahdanau's
+
+
 MASKED_SCORE = -1e9  # not -inf: a source with no token (empty) still gives finite weights
 
 
@@ -90,6 +104,13 @@ class Attention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "units": self.units}
+
+
+def _read(over_source, memory, group: bool):
+    """Attention weights [B, G, S] x (projected) memory [B, S, X] -> [B * G, X]; without
+    `group`, G = 1 and memory [B, S, X]."""
+    read = tf.matmul(tf.cast(over_source, memory.dtype), memory)
+    return tf.reshape(read, [-1, tf.shape(memory)[-1]]) if group else read[:, 0]
 
 
 @keras.saving.register_keras_serializable(package="apps")
@@ -191,19 +212,19 @@ class Translator(keras.Model):
     # -- one step: decoding -----------------------------------------------------------------
 
     def decoding_context(self, context):
-        """(memory, keys, mask) -> (memory, keys, mask, projected memory [B, S, D (+ gates)]):
-        a step reads its attention context only through linear maps (the readout's
-        memory rows, D = embedding dim, and, with Bahdanau, the decoder's input
-        projection), so weights @ (memory @ W), with memory @ W computed once per
-        sentence, replaces (weights @ memory) @ W, a [rows, memory size] x
-        [memory size, W] product every step. Both kernels side by side: one product
-        here, and one weights @ projected memory per step."""
+        """(memory, keys, mask) -> the same plus the memory's projections that decoding
+        steps read: a step reads its attention context only through linear maps (the
+        readout and, with Bahdanau, the decoder's input projection), so
+        weights @ (memory @ W), with memory @ W computed once per sentence, replaces
+        (weights @ memory) @ W, a [rows, memory size] x [memory size, W] product every
+        step."""
         memory, keys, mask = context
-        kernels = [tf.cast(self.readout.kernel, memory.dtype)[self.units :]]
+        kernel = tf.cast(self.readout.kernel, memory.dtype)[self.units :]
+        projected = [tf.einsum("bsm,mx->bsx", memory, kernel)]
         if self.feeds_attention:
-            kernels.append(self.decoder.input_weights(0)[0][self.settings["embedding_dim"] :])
-        projected = tf.einsum("bsm,mx->bsx", memory, tf.concat(kernels, axis=1))
-        return (memory, keys, mask, projected)
+            cell_kernel = self.decoder.input_weights(0)[0][self.settings["embedding_dim"] :]
+            projected.append(tf.einsum("bsm,mx->bsx", memory, cell_kernel))
+        return (memory, keys, mask, *projected)
 
     def step(self, ids, state, context, output=None):
         """ids [B] (the previous token) -> (logits [B, V], new state, attention [B, S]);
@@ -265,11 +286,12 @@ class Translator(keras.Model):
         `tokens` [B] index the rows of `weights` (ids, or shortlist positions when
         `weights` was prepared for a shortlist). Same arithmetic as `step`.
 
-        The context may hold one row per sentence while the state holds G rows per
-        sentence, sentence by sentence (a beam search's beams: `TranslatorDecoder.
-        beam_context`): each sentence's G queries then read its memory in one
-        [G, S] x [S, X] product, not G copies of it."""
-        _, keys, mask, projected_memory = context
+        A `BeamContext` holds one row per sentence while the state holds G rows per
+        sentence, sentence by sentence (a beam search's beams): each sentence's G
+        queries then read its memory in one [G, S] x [S, X] product, not G copies of
+        it (a [1, S] x [S, X] product per row: a tiled memory read G times)."""
+        _, keys, mask, readout_memory, *cell_memory = context
+        group = isinstance(context, BeamContext)
         if weights.inputs is None:
             embedded = self.target_embedding(tokens)
             projected = tf.matmul(tf.cast(embedded, weights.embedding_kernel.dtype),
@@ -277,42 +299,41 @@ class Translator(keras.Model):
         else:
             projected = tf.gather(weights.inputs, tokens)
         top = -num_states(self.cell)
-        dim = self.settings["embedding_dim"]
         if self.feeds_attention:
-            over_source = self._step_attention(state[top], keys, mask, weights)
-            read = self._read(over_source, projected_memory)
-            read, cell_read = tf.split(read, [dim, -1], axis=-1)
-            projected = projected + tf.cast(cell_read, projected.dtype)
+            over_source = self._step_attention(state[top], keys, mask, weights, group)
+            attended = _read(over_source, cell_memory[0], group)
+            projected = projected + tf.cast(attended, projected.dtype)
             hidden, states = self.decoder.step(None, self._layered(state), projected)
         else:
             hidden, states = self.decoder.step(None, self._layered(state), projected)
-            over_source = self._step_attention(hidden, keys, mask, weights)
-            read = self._read(over_source, projected_memory)
+            over_source = self._step_attention(hidden, keys, mask, weights, group)
+        attended = _read(over_source, readout_memory, group)
         out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)
-                      + tf.cast(read, hidden.dtype) + weights.readout_bias)
+                      + tf.cast(attended, hidden.dtype) + weights.readout_bias)
         logits = tf.matmul(out, weights.output_matrix)
         return (tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states),
                 tf.reshape(over_source, [tf.shape(tokens)[0], -1]))
 
-    @staticmethod
-    def _read(over_source, projected_memory):
-        """Attention weights [B, G, S] x projected memory [B, S, X] -> [B * G, X]."""
-        read = tf.matmul(tf.cast(over_source, projected_memory.dtype), projected_memory)
-        return tf.reshape(read, [-1, tf.shape(projected_memory)[-1]])
-
-    def _step_attention(self, query, keys, mask, weights: StepWeights):
-        """`Attention.weights_of` for G queries per sentence, [B * G, H] -> [B, G, S];
-        Bahdanau's score v . tanh(...) as one product (no [B, S, A] product and sum)."""
+    def _step_attention(self, query, keys, mask, weights: StepWeights, group=False):
+        """`Attention.weights_of` for one query per row, [B, H] -> [B, 1, S], or with
+        `group`, G queries per sentence, [B * G, H] -> [B, G, S]; Bahdanau's score
+        v . tanh(...) as one product (no [B, S, A] product and sum)."""
         batch = tf.shape(keys)[0]
         if weights.score_vector is None:
-            grouped = tf.reshape(query, [batch, -1, tf.shape(query)[-1]])
+            grouped = tf.reshape(query, [batch, -1, tf.shape(query)[-1]]) if group \
+                else query[:, None]
             return self.attention.weights_of(grouped, keys, mask)
         queries = tf.matmul(tf.cast(query, keys.dtype), weights.query_kernel)
-        units = tf.shape(keys)[-1]
+        if not group:
+            hidden = tf.tanh(keys + queries[:, None, :])
+            scores = tf.linalg.matvec(hidden, weights.score_vector)
+            scores = tf.where(mask, scores, tf.cast(MASKED_SCORE, scores.dtype))
+            return tf.nn.softmax(scores, axis=-1)[:, None]
+        units, length = tf.shape(keys)[-1], tf.shape(keys)[1]
         hidden = tf.tanh(keys[:, None] + tf.reshape(queries, [batch, -1, 1, units]))
-        scores = tf.linalg.matvec(tf.reshape(hidden, [-1, tf.shape(keys)[1], units]),
+        scores = tf.linalg.matvec(tf.reshape(hidden, [-1, length, units]),
                                   weights.score_vector)
-        scores = tf.reshape(scores, [batch, -1, tf.shape(keys)[1]])
+        scores = tf.reshape(scores, [batch, -1, length])
         scores = tf.where(mask[:, None], scores, tf.cast(MASKED_SCORE, scores.dtype))
         return tf.nn.softmax(scores, axis=-1)
 

@@ -131,3 +131,25 @@ def test_gather_tree_follows_parents_back():
     parents = tf.constant([[[0, 0]], [[1, 0]], [[1, 1]]])
     tree = decoding.gather_tree(step_ids, parents).numpy()[:, 0, :].T.tolist()
     assert tree == [[1, 4, 5], [1, 4, 6]]
+
+
+def test_the_chunked_top_k_is_tensorflows_top_k_ties_included():
+    rng = np.random.default_rng(0)
+    for rows, width, k in ((7, 1250, 8), (3, 40, 8), (2, 9, 9), (5, 8003, 6), (4, 100, 1)):
+        values = rng.normal(size=[rows, width]).astype(np.float32)
+        values[:, ::7] = np.round(values[:, ::7])  # many exact ties, some among the best
+        values[0, :] = 1.0  # a row of nothing but ties
+        found, ids = decoding._top_k(tf.constant(values), tf.constant(k))
+        expected, expected_ids = tf.math.top_k(values, k)
+        assert np.array_equal(found.numpy(), expected.numpy())
+        assert np.array_equal(ids.numpy(), expected_ids.numpy()), (rows, width, k)
+
+
+def test_a_search_not_asked_for_alignments_finds_the_same_and_aligns_nothing():
+    for search, args in ((decoding.greedy_search, ()), (decoding.beam_search, (2, 0.6, 2))):
+        aligned = run(search, *args)
+        plain = run(search, *args, alignments=False)
+        for name in ("ids", "lengths", "scores"):
+            assert np.array_equal(getattr(aligned, name).numpy(), getattr(plain, name).numpy())
+        assert (aligned.alignment.numpy()[:, 0] >= 0).all()
+        assert (plain.alignment.numpy() == decoding.NO_ALIGNMENT).all()
