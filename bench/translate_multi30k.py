@@ -22,7 +22,11 @@ SavedModels, and trains the peer for only
 long its outputs are, which is reported, not on its weights as such).
 
     python bench/translate_multi30k.py --decode-only runs/de-en --batch-size 64 \
-        [--output-md FILE]
+        [--output-md FILE] [--peer-dir DIR]
+
+`--peer-dir DIR` keeps the peer: trained (for `--peer-time-budget`) and saved in DIR
+when DIR holds none, loaded from DIR otherwise, so one long training serves many
+timings (a briefly trained peer emits longer outputs, so its loop runs longer).
 
 `--choose-shortlist RUN` compares shortlist sizes on `val` (never test), in memory:
 
@@ -144,9 +148,12 @@ def mean_pieces(run: Path, sentences: list[str]) -> float:
 
 
 def run_peer(data: Path, tokenizer: Path, seconds: float, batch_size: int = 64,
-             by_length: bool = False) -> dict:
-    """The Keras recipe trained for `seconds` on Multi30k's folder, its last line of JSON."""
-    return run_translation_peer(tokenizer, seconds, ["--data", data], batch_size, by_length)
+             by_length: bool = False, peer_dir: Path | None = None) -> dict:
+    """The Keras recipe trained for `seconds` on Multi30k's folder, its last line of JSON;
+    `peer_dir`: kept there after training, or loaded from there if it holds one."""
+    kept = ["--model-dir", peer_dir] if peer_dir else []
+    return run_translation_peer(tokenizer, seconds, ["--data", data, *kept], batch_size,
+                                by_length)
 
 
 def decode_only(args) -> None:
@@ -161,7 +168,7 @@ def decode_only(args) -> None:
                                args.batch_size, args.sort_by_length)
         print(json.dumps(speed), file=sys.stderr, flush=True)
         peer = run_peer(MULTI30K, args.decode_only / "tokenizer.model", args.peer_time_budget,
-                        args.batch_size, args.sort_by_length)
+                        args.batch_size, args.sort_by_length, args.peer_dir)
         print(json.dumps(peer), file=sys.stderr, flush=True)
     greedy = peer["greedy_sentences_per_second"]
     rows = [*speed_rows(speed),
@@ -173,11 +180,13 @@ def decode_only(args) -> None:
         "",
         f"Command: `python bench/translate_multi30k.py --decode-only RUN --batch-size "
         f"{args.batch_size} --peer-time-budget {args.peer_time_budget:g}"
-        f"{' --sort-by-length' * args.sort_by_length}`",
+        f"{' --sort-by-length' * args.sort_by_length}"
+        f"{' --peer-dir DIR' * bool(args.peer_dir)}`",
         "",
         f"RUN: a run of `bench/configs/translate_multi30k.yaml` (validation BLEU "
         f"{json.loads((args.decode_only / 'metrics.json').read_text())['valid']['bleu']:.2f})"
-        f". The peer trained {peer['train_seconds']:.0f} s ({peer['epochs']} epoch(s)) with "
+        f". The peer trained {peer['train_seconds']:.0f} s ({peer['epochs']} epoch(s)"
+        f"{', loaded from DIR' if peer.get('loaded_from') else ''}) with "
         "its joint SentencePiece model. Its greedy loop's cost depends on the batch and on "
         "how many steps it runs (the longest output of each batch, at most 48), not on "
         "its weights as such, but a briefly trained peer's outputs are not a trained one's "
@@ -284,6 +293,9 @@ def main() -> None:
                         help="Sentences per batch when timing decoding (both systems).")
     parser.add_argument("--peer-time-budget", type=float, default=120.0,
                         help="Seconds the peer trains with --decode-only.")
+    parser.add_argument("--peer-dir", type=Path, metavar="DIR",
+                        help="With --decode-only: keep the trained peer in DIR (trained "
+                             "for --peer-time-budget if DIR holds none, loaded otherwise).")
     parser.add_argument("--sort-by-length", action="store_true",
                         help="Time decoding on batches of similar source length (both).")
     parser.add_argument("--choose-shortlist", type=Path, metavar="RUN",

@@ -15,6 +15,12 @@
 - batched greedy decoding: a Python loop of `predict_on_batch` on a one-step decoder
   model, until every row has produced the end id or `--max-length` tokens.
 
+`--model-dir DIR` keeps the trained peer: an empty (or new) DIR gets its weights and
+what its training measured (seconds, epochs, validation BLEU, the tokenizer's digest);
+a DIR holding them is loaded instead of training (the same tokenizer required), so a
+briefly trained peer's longer outputs need not be timed: train it once, time its
+decoding many times.
+
 Prints one JSON line: wall_seconds (from the first line, imports included),
 epoch_seconds, val_bleu and test_bleu / test_chrf (sacreBLEU on detokenized output,
 with their signatures),
@@ -26,6 +32,7 @@ import time
 START = time.perf_counter()
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -39,6 +46,7 @@ import sentencepiece as spm  # noqa: E402
 
 PAD, BOS, EOS = 0, 2, 3
 UNITS = 256
+WEIGHTS, TRAINED = "model.weights.h5", "trained.json"  # what --model-dir holds
 
 
 def read_pairs(prefix: Path):
@@ -155,6 +163,23 @@ class TimeBudget(keras.callbacks.Callback):
         self.epoch_seconds.append(round(time.perf_counter() - self.epoch_start, 1))
 
 
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_trained(model, folder: Path, tokenizer: Path) -> dict | None:
+    """What a --model-dir run measured, its weights loaded into `model`; None if the
+    folder holds no trained peer."""
+    if not (folder / WEIGHTS).is_file() or not (folder / TRAINED).is_file():
+        return None
+    trained = json.loads((folder / TRAINED).read_text())
+    if trained["tokenizer_sha256"] != digest(tokenizer):
+        raise SystemExit(f"'{folder}' holds a peer trained with another tokenizer than "
+                         f"'{tokenizer}': give the same one, or an empty --model-dir.")
+    model.load_weights(folder / WEIGHTS)
+    return {**trained, "loaded": True}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="Folder of Multi30k (train, val, "
@@ -173,6 +198,9 @@ def main():
                         help="Sentences per batch of the timed greedy decoding.")
     parser.add_argument("--sort-by-length", action="store_true",
                         help="Batch the timed decoding by source word count.")
+    parser.add_argument("--model-dir", type=Path,
+                        help="Save the trained peer here, or load it from here if it "
+                             "holds one (no training then).")
     args = parser.parse_args()
     for name, part in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
         if getattr(args, name) is None:
@@ -181,22 +209,20 @@ def main():
             setattr(args, name, args.data / part)
     keras.utils.set_random_seed(1)
     sp = spm.SentencePieceProcessor(model_file=str(args.tokenizer))
-    train = arrays(sp, *read_pairs(args.train), args.max_length)
-    val_sources, val_targets = read_pairs(args.valid)
-    valid = arrays(sp, val_sources, val_targets, args.max_length)
     model, encoder_model, step_model = build(sp.get_piece_size())
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    budget = TimeBudget(args.time_budget)
-    best = keras.callbacks.EarlyStopping(patience=args.epochs, restore_best_weights=True)
-    model.fit([train[0], train[1]], train[2], sample_weight=(train[2] != PAD).astype("float32"),
-              validation_data=([valid[0], valid[1]], valid[2],
-                               (valid[2] != PAD).astype("float32")),
-              batch_size=64, epochs=args.epochs, callbacks=[budget, best], verbose=2)
-    trained_seconds = time.perf_counter() - START
-    val_bleu = sacrebleu.corpus_bleu(
-        greedy(encoder_model, step_model, sp, val_sources, args.max_length),
-        [val_targets]).score
+    trained = load_trained(model, args.model_dir, args.tokenizer) if args.model_dir else None
+    if trained is None:
+        trained = train(model, encoder_model, step_model, sp, args)
+        if args.model_dir:
+            args.model_dir.mkdir(parents=True, exist_ok=True)
+            model.save_weights(args.model_dir / WEIGHTS)
+            (args.model_dir / TRAINED).write_text(json.dumps(
+                {**trained, "tokenizer_sha256": digest(args.tokenizer)}))
+    if trained.get("loaded"):  # warm up as validation decoding does after training
+        greedy(encoder_model, step_model, sp, read_pairs(args.valid)[0][: args.decode_batch_size],
+               args.max_length, args.decode_batch_size)
+    trained_seconds, val_bleu = trained["train_seconds"], trained["val_bleu"]
+    budget_epochs = trained["epoch_seconds"]
     test_sources, test_targets = read_pairs(args.test)
     started = time.perf_counter()
     hypotheses = greedy(encoder_model, step_model, sp, test_sources, args.max_length,
@@ -206,7 +232,8 @@ def main():
     print(json.dumps({
         "peer": "keras_translation_recipe", "train_seconds": round(trained_seconds, 1),
         "wall_seconds": round(time.perf_counter() - START, 1),
-        "epoch_seconds": budget.epoch_seconds, "epochs": len(budget.epoch_seconds),
+        "epoch_seconds": budget_epochs, "epochs": len(budget_epochs),
+        "loaded_from": str(args.model_dir) if trained.get("loaded") else None,
         "val_bleu": round(val_bleu, 2),
         "test_bleu": round(bleu.corpus_score(hypotheses, [test_targets]).score, 2),
         "test_chrf": round(chrf.corpus_score(hypotheses, [test_targets]).score, 2),
@@ -215,6 +242,29 @@ def main():
         "greedy_sentences_per_second": round(len(test_sources) / decode_seconds, 1),
         "mean_output_pieces": round(float(np.mean([len(sp.encode(h)) for h in hypotheses])),
                                     1)}))
+
+
+def train(model, encoder_model, step_model, sp, args) -> dict:
+    """`model.fit` until the time budget: the seconds from the start, the epochs' seconds
+    and the validation BLEU of greedy decoding."""
+    train_arrays = arrays(sp, *read_pairs(args.train), args.max_length)
+    val_sources, val_targets = read_pairs(args.valid)
+    valid = arrays(sp, val_sources, val_targets, args.max_length)
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    budget = TimeBudget(args.time_budget)
+    best = keras.callbacks.EarlyStopping(patience=args.epochs, restore_best_weights=True)
+    model.fit([train_arrays[0], train_arrays[1]], train_arrays[2],
+              sample_weight=(train_arrays[2] != PAD).astype("float32"),
+              validation_data=([valid[0], valid[1]], valid[2],
+                               (valid[2] != PAD).astype("float32")),
+              batch_size=64, epochs=args.epochs, callbacks=[budget, best], verbose=2)
+    trained_seconds = time.perf_counter() - START
+    val_bleu = sacrebleu.corpus_bleu(
+        greedy(encoder_model, step_model, sp, val_sources, args.max_length),
+        [val_targets]).score
+    return {"train_seconds": round(trained_seconds, 1), "val_bleu": round(val_bleu, 2),
+            "epoch_seconds": budget.epoch_seconds}
 
 
 if __name__ == "__main__":
