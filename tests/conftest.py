@@ -121,7 +121,7 @@ def pytest_collection_modifyitems(config, items):
     # slow ones (end-to-end runs in fresh processes), then the other long ones, so that
     # the run ends on short tests and no worker is left alone with a long one.
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
-                                 item.originalname not in LONG_SINGLE_TESTS))
+                                 getattr(item, "originalname", item.name) not in LONG_SINGLE_TESTS))
 
 
 # Tests of 15 s and more (CI's --durations) that share no fixture with others: started
