@@ -93,18 +93,18 @@ def test_a_killed_run_resumes_after_its_last_epoch_without_native_errors(tmp_pat
     with --debug, so no MLIR "error: 'tfg.While' ..." from the CTC loss's graph."""
     output = tmp_path / "run"
     command = [sys.executable, "-m", "apps", "speech", "train", "--data", str(corpus["train"]),
-               "--output", str(output), "--epochs", "4", "--units", "16", "--layers", "1",
+               "--output", str(output), "--epochs", "3", "--units", "16", "--layers", "1",
                "--conv-filters", "16", "--batch-size", "16"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     # a first epoch can take a minute on a loaded machine
     done = train_killed_after([*command, "--quiet"], output, epochs=1, wait=120, env=env)
     assert (output / "backup" / "state.json").exists(), "training never finished an epoch"
-    assert len(done) < 4
+    assert len(done) < 3
     env = {key: value for key, value in env.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = list(csv.DictReader((output / "history.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert not (output / "backup").exists()
     printed = result.stdout + result.stderr
     assert "tfg." not in printed and "error:" not in printed.lower(), printed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,19 +61,19 @@ def test_export_command_and_serving_over_loopback(tiny_run, tiny_export, tmp_pat
 
 @pytest.mark.slow
 def test_resume_after_kill_9(tmp_path, digits):
+    """The killed run is a process of its own (kill -9 is the point); the same command
+    resumes it in this process (no second TensorFlow import)."""
     output = tmp_path / "run"
-    command = [sys.executable, "-m", "apps", "translation", "train", "--data",
-               str(digits["valid"]), "--source-lang", "src", "--target-lang", "tgt",
-               "--valid-fraction", "0.2", "--tokenizer", "word", "--units", "8",
-               "--embedding-dim", "8", "--batch-size", "8", "--epochs", "4", "--output",
-               str(output), "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = train_killed_after(command, output, wait=120)
+    flags = ["translation", "train", "--data", digits["valid"], "--source-lang", "src",
+             "--target-lang", "tgt", "--valid-fraction", "0.2", "--tokenizer", "word",
+             "--units", 8, "--embedding-dim", 8, "--batch-size", 8, "--epochs", 4,
+             "--output", output, "--quiet"]
+    done = train_killed_after([sys.executable, "-m", "apps", *flags], output, wait=120)
     assert 2 <= len(done) < 4 and (output / "backup" / "state.json").is_file()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    finished = run_cli(*flags)
+    assert finished.exit_code == 0, finished.output[-2000:]
     assert history_epochs(output / "history.csv") == [1, 2, 3, 4]
-    assert "validation BLEU" in finished.stdout
+    assert "validation BLEU" in finished.output
 
 
 @pytest.mark.parametrize("args, message, code", [
