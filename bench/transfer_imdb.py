@@ -9,6 +9,10 @@ ULMFiT's three steps, each one `apps` command with its settings in bench/configs
    on train.tsv with validation carved from it (--valid-fraction), then `evaluate` on
    test.tsv once; and with --mr, MR from STEP1 (`bench/configs/mr_transfer.yaml`).
 
+`--scratch` also trains the same classifier from scratch (the LM's sizes and tokenizer
+kind, no --init-from, one learning rate for every layer, the same budget): the gain
+from pretraining is the difference. `--scratch-only` runs only that.
+
 `--smoke` runs every step on a few thousand lines with one-minute budgets: it checks
 the pipeline, and its figures mean nothing. Writes one JSON line per step.
 
@@ -23,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from common import ROOT, SHARED, apps, machine
 
 CONFIGS = ROOT / "bench" / "configs"
@@ -47,11 +52,37 @@ def timed(step: str, *args) -> dict:
     return row
 
 
+def classifier(output: Path, train: Path, test: Path, *extra) -> dict:
+    """Step 3: the IMDB classifier (validation carved from train), scored on test once."""
+    row = timed(output.name, "sentiment", "train", "--config",
+                CONFIGS / "imdb_sentiment.yaml", "--data", train, "--valid-fraction", "0.1",
+                "--output", output, "--quiet", *extra)
+    row["test"] = json.loads(apps("sentiment", "evaluate", output, "--data", test,
+                                  "--json").stdout)["accuracy"]
+    return row
+
+
+def scratch_sizes(smoke: bool) -> list[str]:
+    """The pretrained classifier's sizes and tokenizer kind (imdb_lm.yaml's), no transfer."""
+    lm = yaml.safe_load((CONFIGS / "imdb_lm.yaml").read_text())
+    sizes = {key: lm[key] for key in ("tokenizer", "vocab_size", "cell", "layers", "units",
+                                      "embedding_dim")}
+    if smoke:
+        sizes.update(vocab_size=2000, units=64, embedding_dim=32)
+    flags = [item for key, value in sizes.items()
+             for item in (f"--{key.replace('_', '-')}", value)]
+    return [*flags, "--freeze-epochs", "0", "--lr-layer-decay", "1"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "transfer")
     parser.add_argument("--mr", action="store_true", help="Also MR from the IMDB LM.")
     parser.add_argument("--smoke", action="store_true", help="Tiny slices, short budgets.")
+    parser.add_argument("--scratch", action="store_true",
+                        help="Also the IMDB classifier from scratch, same settings and budget.")
+    parser.add_argument("--scratch-only", action="store_true",
+                        help="Only the IMDB classifier from scratch.")
     args = parser.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -65,20 +96,24 @@ def main() -> None:
         mr = {split: head(path, 600, work / f"mr-{split}.tsv") for split, path in mr.items()}
         short = ["--time-budget", "60s", "--epochs", "1", "--vocab-size", "2000",
                  "--units", "64", "--embedding-dim", "32"]
-    rows = [timed("pretrain", "lm", "train", "--config", CONFIGS / "imdb_lm.yaml", "--data",
-                  unsup, "--output", work / "lm", "--quiet", *short)]
+    smoke_classifier = ["--time-budget", "60s", "--epochs", "2"] if args.smoke else []
+    rows = []
+    if args.scratch or args.scratch_only:
+        rows.append(classifier(work / "imdb-scratch", train, test, *scratch_sizes(args.smoke),
+                               *smoke_classifier))
+    if args.scratch_only:
+        print(json.dumps({"bench": "transfer_imdb", "smoke": args.smoke, "machine": machine(),
+                          "steps": rows}))
+        return
+    rows += [timed("pretrain", "lm", "train", "--config", CONFIGS / "imdb_lm.yaml", "--data",
+                   unsup, "--output", work / "lm", "--quiet", *short)]
     tune = ["--time-budget", "60s", "--epochs", "1"] if args.smoke else \
         ["--time-budget", "10m", "--steps-per-epoch", "500", "--epochs", "2"]
     rows.append(timed("lm-fine-tune", "lm", "train", "--init-from", work / "lm", "--data",
                       train, "--text-column", "text", "--output", work / "lm-tuned",
                       "--quiet", *tune))
-    smoke_classifier = ["--time-budget", "60s", "--epochs", "2"] if args.smoke else []
-    rows.append(timed("classifier", "sentiment", "train", "--config",
-                      CONFIGS / "imdb_sentiment.yaml", "--init-from", work / "lm-tuned",
-                      "--data", train, "--valid-fraction", "0.1", "--output",
-                      work / "imdb", "--quiet", *smoke_classifier))
-    rows[-1]["test"] = json.loads(apps("sentiment", "evaluate", work / "imdb", "--data", test,
-                                       "--json").stdout)["accuracy"]
+    rows.append(classifier(work / "imdb", train, test, "--init-from", work / "lm-tuned",
+                           *smoke_classifier))
     if args.mr:
         rows.append(timed("mr", "sentiment", "train", "--config", CONFIGS / "mr_transfer.yaml",
                           "--init-from", work / "lm", "--data", mr["train"], "--valid",
