@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true",
                         help="Reuse WORKDIR/speech and WORKDIR/lm.")
     parser.add_argument("--output-md", type=Path)
+    parser.add_argument("--config", type=Path, default=CONFIG,
+                        help="The speech run's settings (to compare a variant on validation).")
     args = parser.parse_args()
     where = machine()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="speech-an4-"))
@@ -68,7 +70,7 @@ def main() -> None:
     speech, lm = workdir / "speech", workdir / "lm"
     with LoadMonitor() as load:
         if not args.skip_training:
-            apps("speech", "train", "--config", CONFIG, "--data", AN4 / "train.csv",
+            apps("speech", "train", "--config", args.config, "--data", AN4 / "train.csv",
                  "--output", speech, "--overwrite", "--quiet")
             apps("lm", "train", "--config", LM_CONFIG, "--data", speech / "kept.csv",
                  "--text-column", "transcript", "--output", lm, "--overwrite", "--quiet")
