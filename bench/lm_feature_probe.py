@@ -24,6 +24,7 @@ from common import machine
 from apps import runner
 from apps.info import task_named
 from apps.layers import SequencePooling
+from pipelines.inputters import keep_ends
 
 
 def texts_and_labels(path: Path, count: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -38,13 +39,10 @@ def texts_and_labels(path: Path, count: int, seed: int) -> tuple[list[str], np.n
 
 
 def padded(ids: list[list[int]], length: int) -> np.ndarray:
-    """Ids [N, length]; a longer text keeps its first quarter and last three quarters."""
-    out = np.zeros((len(ids), length), np.int32)
-    head = length // 4
-    for row, text in enumerate(ids):
-        kept = text if len(text) <= length else text[:head] + text[len(text) - length + head:]
-        out[row, :len(kept)] = kept
-    return out
+    """Ids [N, length]; a longer text keeps its first quarter and last three quarters,
+    as `--long-text head+tail` does (`pipelines.inputters.keep_ends`)."""
+    kept = keep_ends(tf.ragged.constant(ids, tf.int32), length // 4, length - length // 4)
+    return kept.to_tensor(shape=[len(ids), length]).numpy()
 
 
 def encoder_features(embedding, encoder, ids: np.ndarray) -> np.ndarray:
@@ -58,9 +56,13 @@ def encoder_features(embedding, encoder, ids: np.ndarray) -> np.ndarray:
 
 
 def embedding_features(embedding, ids: np.ndarray) -> np.ndarray:
-    vectors, keep = embedding(tf.constant(ids)).numpy(), (ids > 0)[..., None]
-    mean = (vectors * keep).sum(1) / np.maximum(keep.sum(1), 1)
-    return np.concatenate([mean, np.where(keep, vectors, -1e9).max(1)], axis=1)
+    out = []
+    for start in range(0, len(ids), 100):
+        batch = ids[start:start + 100]
+        vectors, keep = embedding(tf.constant(batch)).numpy(), (batch > 0)[..., None]
+        mean = (vectors * keep).sum(1) / np.maximum(keep.sum(1), 1)
+        out.append(np.concatenate([mean, np.where(keep, vectors, -1e9).max(1)], axis=1))
+    return np.concatenate(out)
 
 
 def probe(features: np.ndarray, labels: np.ndarray, train: int) -> dict[str, float]:
