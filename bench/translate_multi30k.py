@@ -294,8 +294,8 @@ def main() -> None:
     parser.add_argument("--peer-time-budget", type=float, default=120.0,
                         help="Seconds the peer trains with --decode-only.")
     parser.add_argument("--peer-dir", type=Path, metavar="DIR",
-                        help="With --decode-only: keep the trained peer in DIR (trained "
-                             "for --peer-time-budget if DIR holds none, loaded otherwise).")
+                        help="Keep the trained peer in DIR, or load it from DIR if it holds "
+                             "one (with --decode-only, a peer trained --peer-time-budget).")
     parser.add_argument("--sort-by-length", action="store_true",
                         help="Time decoding on batches of similar source length (both).")
     parser.add_argument("--choose-shortlist", type=Path, metavar="RUN",
@@ -339,7 +339,7 @@ def main() -> None:
         peer = None
         if not args.skip_peer:
             peer = run_peer(data, run / "tokenizer.model", wall, args.batch_size,
-                            args.sort_by_length)
+                            args.sort_by_length, args.peer_dir)
             peer["project_seconds_to_peer_val_bleu"] = first_reaching(run / "history.csv",
                                                                       peer["val_bleu"])
             print(json.dumps(peer), file=sys.stderr, flush=True)
