@@ -9,7 +9,7 @@ keep its best epoch), with the project's joint SentencePiece model and the confi
 --max-length, and scores `test` once for each: sacreBLEU BLEU and chrF with their
 signatures, the project greedy and with beam 5, the recipe greedy.
 
-    python bench/translate_tatoeba.py [--time-budget 27m] [--output-md FILE]
+    python bench/translate_tatoeba.py [--time-budget 26m] [--output-md FILE]
     python bench/translate_tatoeba.py --smoke        # 3,000 pairs, 2 minutes: a check
 
 `--train-lines N` trains on the first N pairs only and `--test-lines N` scores the first
