@@ -118,24 +118,8 @@ def pytest_collection_modifyitems(config, items):
             group = names.setdefault(root(keys[0]), f"{item.path.parent.name}-{len(names)}")
             item.add_marker(pytest.mark.xdist_group(group))
     # xdist hands out the groups largest first, then single tests in this order: the
-    # slow ones (end-to-end runs in fresh processes), then the other long ones, so that
-    # the run ends on short tests and no worker is left alone with a long one.
+    # slow ones (end-to-end runs in fresh processes), then the other long ones (marked
+    # `long`), so that the run ends on short tests and no worker is left alone with a
+    # long one.
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None,
-                                 getattr(item, "originalname", item.name) not in LONG_SINGLE_TESTS))
-
-
-# Tests of 15 s and more (CI's --durations) that share no fixture with others: started
-# early, before the many short ones, which then fill the end of the run on both workers.
-LONG_SINGLE_TESTS = {
-    "test_a_killed_run_resumes_after_its_last_epoch_without_native_errors",
-    "test_two_loopback_workers_each_read_their_own_half",
-    "test_one_step_on_two_replicas_is_the_one_device_step",
-    "test_tfds_sets_stream_through_their_own_pipeline",
-    "test_a_run_resumed_within_an_epoch_equals_the_uninterrupted_one",
-    "test_resume_after_kill_9_equals_the_uninterrupted_run",
-    "test_the_export_keeps_head_and_tail",
-    "test_exports_killed_at_random_moments_leave_only_complete_versions",
-    "test_streamed_translation_trains_and_a_vanished_file_is_one_sentence",
-    "test_an_interrupted_run_resumes_after_its_last_epoch",
-    "test_jit_compiles_the_training_steps",
-}
+                                 item.get_closest_marker("long") is None))

@@ -94,6 +94,7 @@ def history(path: Path) -> list[dict]:
             for row in csv.DictReader((path / "history.csv").open())]
 
 
+@pytest.mark.long
 def test_one_step_on_two_replicas_is_the_one_device_step():
     """MirroredStrategy over two logical CPU devices: the same weights after three steps."""
     result = subprocess.run([sys.executable, "-c", ONE_STEP, str(SAMPLE / "train.tsv")],

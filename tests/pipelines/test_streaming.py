@@ -103,6 +103,7 @@ def test_streamed_lm_trains_and_holds_out_a_bounded_end(lm_settings, shakespeare
     assert 1900 < report["chars"] <= 2000  # 5% would be 2,000 chars; the limit holds
 
 
+@pytest.mark.long
 def test_streamed_translation_trains_and_a_vanished_file_is_one_sentence(tmp_path):
     rows = [line.strip() for line in (ROOT / "tests/data/german_sentences.txt").read_text(
         encoding="utf-8").splitlines() if line.strip()]
@@ -127,6 +128,7 @@ def test_streamed_translation_trains_and_a_vanished_file_is_one_sentence(tmp_pat
         f"Cannot read '{tmp_path / 'train.en'}' while training")
 
 
+@pytest.mark.long
 def test_two_loopback_workers_each_read_their_own_half(tmp_path):
     """The same command on two workers: each says which shard it reads, both finish."""
     from tests.apps.test_distribute import free_ports
@@ -165,6 +167,7 @@ def test_a_large_text_is_sampled_in_blocks_of_whole_lines(tmp_path):
     assert "".join(small) == path.read_bytes()[:1000].decode()
 
 
+@pytest.mark.long
 def test_tfds_sets_stream_through_their_own_pipeline(tmp_path):
     import tensorflow_datasets as tfds
 

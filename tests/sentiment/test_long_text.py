@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from apps import runner
@@ -29,6 +30,7 @@ def test_each_policy_keeps_its_pieces_in_training_and_in_the_graph():
         assert inputter.preprocess(tf.constant([LONG])).numpy()[0].tolist() == kept, policy
 
 
+@pytest.mark.long
 def test_the_export_keeps_head_and_tail(tmp_path, sentiment_settings):
     settings = sentiment_settings(epochs=1, max_length=8, long_text="head+tail")
     run, _ = runner.train(TASK, settings, tmp_path / "run", verbose=0)

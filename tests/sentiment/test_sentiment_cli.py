@@ -18,6 +18,7 @@ def apps_command(*args):
     return [sys.executable, "-m", "apps", *map(str, args)]
 
 
+@pytest.mark.long
 def test_resume_after_kill_9_equals_the_uninterrupted_run(tmp_path, sentiment_sample):
     """kill -9 (within an epoch, after backups every 3 steps), rerun: the same history
     and weights, bit for bit, as a run never killed (issue 17 item 6). The killed run

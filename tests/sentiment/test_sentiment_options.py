@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from apps import runner, training
@@ -30,6 +31,7 @@ def test_patience_stops_when_validation_stops_improving(tmp_path, sentiment_sett
     assert len(history(run_dir)) == 3  # 0: no early stopping
 
 
+@pytest.mark.long
 def test_jit_compiles_the_training_steps(tmp_path, sentiment_settings, monkeypatch):
     asked = []
     real_init = training.TrainingLoop.__init__

@@ -169,6 +169,7 @@ def check_versions_complete(base, in_process, delays) -> None:
 KILL_SEED = int(os.environ.get("APPS_TEST_SEED", "17"))  # APPS_TEST_SEED tries other moments
 
 
+@pytest.mark.long
 def test_exports_killed_at_random_moments_leave_only_complete_versions(
     tmp_path, serve_run, in_process
 ):

@@ -101,6 +101,7 @@ def test_speed_perturbation_must_stay_below_one(corpus):
         SpeechSettings(data=str(corpus["train"]), speed_perturb=1.0).validate()
 
 
+@pytest.mark.long
 def test_a_run_resumed_within_an_epoch_equals_the_uninterrupted_one(tmp_path, speech_settings,
                                                                     monkeypatch):
     """Speed perturbation, noise and SpecAugment draw from (pass seed, batch index), so a

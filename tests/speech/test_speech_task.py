@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from resume_helpers import train_killed_after
 
@@ -87,6 +88,7 @@ def test_beam_search_agrees_with_greedy_on_a_confident_model(tiny_run, corpus):
                if x == y)
 
 
+@pytest.mark.long
 def test_a_killed_run_resumes_after_its_last_epoch_without_native_errors(tmp_path, corpus):
     """kill -9 after an epoch, the same command resumes. The resumption runs as a user
     types it (no TF_CPP_MIN_LOG_LEVEL, no --quiet): TensorFlow's own lines appear only

@@ -112,6 +112,7 @@ def test_separate_vocabularies_and_luong_attention(tmp_path, translation_setting
     assert metrics.bleu(["a b c d"], ["a b c d"]) > 99
 
 
+@pytest.mark.long
 def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, translation_settings,
                                                          digits, monkeypatch):
     settings = translation_settings(data=str(digits["valid"]), valid=str(digits["test"]),
