@@ -4,7 +4,7 @@ Trains on train.tsv, selects the epoch on dev.tsv, reports test.tsv accuracy and
 whole `train` command's wall time per seed (the target: >= 80.0 % in <= 5 minutes).
 
     python bench/sentiment_mr.py --seeds 1 2 3 \
-        [--output-md docs/bench_sections/sentiment_accuracy.md]
+        [--output-md docs/bench_sections/sentiment_accuracy.md] [--average-last N]
 """
 
 from __future__ import annotations
@@ -24,17 +24,33 @@ MR = SHARED / "sentiment" / "mr"
 CONFIG = ROOT / "bench" / "configs" / "sentiment_mr.yaml"
 
 
-def one_seed(seed: int, workdir: Path, config: Path) -> dict:
+def evaluate(model: Path, split: str) -> dict:
+    """`apps sentiment evaluate --json` of a run directory or a SavedModel on MR's split."""
+    return json.loads(apps("sentiment", "evaluate", str(model), "--data",
+                           str(MR / f"{split}.tsv"), "--json").stdout)
+
+
+def one_seed(seed: int, workdir: Path, config: Path, average_last: int | None = None) -> dict:
+    """One seed's run; with `average_last` N also the export of its last N epochs' mean
+    (`--keep-epochs N`, `export --average-last N`), scored on dev and test."""
     run = workdir / f"seed-{seed}"
     start = time.perf_counter()
     apps("sentiment", "train", "--config", str(config), "--data", str(MR / "train.tsv"),
-         "--valid", str(MR / "dev.tsv"), "--seed", str(seed), "--output", str(run), "--quiet")
+         "--valid", str(MR / "dev.tsv"), "--seed", str(seed), "--output", str(run), "--quiet",
+         *(["--keep-epochs", str(average_last)] if average_last else []))
     wall = time.perf_counter() - start
-    report = json.loads(apps("sentiment", "evaluate", str(run), "--data", str(MR / "test.tsv"),
-                             "--json").stdout)
+    report = evaluate(run, "test")
     dev = json.loads((run / "metrics.json").read_text())["valid"]["accuracy"]
-    return {"seed": seed, "wall_seconds": round(wall, 1), "dev_accuracy": dev,
-            "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
+    row = {"seed": seed, "wall_seconds": round(wall, 1), "dev_accuracy": dev,
+           "test_accuracy": report["accuracy"], "test_macro_f1": report["macro_f1"]}
+    if average_last:
+        base = workdir / f"export-{seed}"
+        apps("sentiment", "export", str(run), "--model-base-path", str(base),
+             "--average-last", str(average_last))
+        (version,) = (base / "sentiment").iterdir()
+        row.update(averaged_dev_accuracy=evaluate(version, "dev")["accuracy"],
+                   averaged_test_accuracy=evaluate(version, "test")["accuracy"])
+    return row
 
 
 def main() -> None:
@@ -42,12 +58,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--output-md", type=Path)
+    parser.add_argument("--average-last", type=int, metavar="N",
+                        help="Also score the export of the mean of the last N epochs' weights "
+                             "(a comparison to choose on dev: the table adds its dev and test).")
     args = parser.parse_args()
     where = machine()
     with tempfile.TemporaryDirectory() as workdir:
         rows = []
         for seed in args.seeds:
-            rows.append(one_seed(seed, Path(workdir), args.config))
+            rows.append(one_seed(seed, Path(workdir), args.config, args.average_last))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     accuracies = [r["test_accuracy"] for r in rows]
     lines = [
@@ -61,6 +80,14 @@ def main() -> None:
         f"Test accuracy: mean {statistics.mean(accuracies):.4f}, min {min(accuracies):.4f}, "
         f"max {max(accuracies):.4f}; slowest train {max(r['wall_seconds'] for r in rows)} s.",
         "",
+        *([f"Mean of the last {args.average_last} epochs (`export --average-last "
+           f"{args.average_last}`): dev "
+           + ", ".join(f"{r['averaged_dev_accuracy']:.4f}" for r in rows)
+           + f" (mean {statistics.mean(r['averaged_dev_accuracy'] for r in rows):.4f}, best "
+           f"epoch {statistics.mean(r['dev_accuracy'] for r in rows):.4f}); test "
+           + ", ".join(f"{r['averaged_test_accuracy']:.4f}" for r in rows)
+           + f" (mean {statistics.mean(r['averaged_test_accuracy'] for r in rows):.4f}).", ""]
+          if args.average_last else []),
         f"Command: `python bench/sentiment_mr.py {' '.join(sys.argv[1:])}`",
     ]
     print("\n".join(lines))
