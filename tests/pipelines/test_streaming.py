@@ -55,10 +55,11 @@ def python_peak(settings, folder: Path) -> int:
 @pytest.mark.slow
 def test_a_million_line_source_trains_with_memory_that_does_not_grow_with_it(
         sentiment_settings, tmp_path):
-    """30,000 and 300,000 lines (first a million: ten times the lines shows the same, in
-    a third of the time). Both are above the scan's reservoir (PAIR_SAMPLE records), which
-    a smaller file holds only in part. Training stops after a second: the scan reads every
-    line, and the passes start; the peak does not wait for more steps."""
+    """30,000 and 300,000 lines (the large file was first a million lines; 300,000 shows
+    the same in a third of the time). Both are above the scan's reservoir (PAIR_SAMPLE
+    records): a smaller file would fill it only in part and peak lower for that alone.
+    Training stops after a second: the scan reads every line, and the passes start; the
+    peak does not wait for more steps."""
     assert PAIR_SAMPLE < 30_000
     small = labelled_lines(tmp_path / "small.tsv", 30_000)
     large = labelled_lines(tmp_path / "large.tsv", 300_000)
