@@ -102,6 +102,35 @@ def test_forced_decoding_gives_the_search_its_own_score():
     assert all((alignment.numpy()[r, n + 1:] == -1).all() for r, n in enumerate(lengths))
 
 
+class CountingDecoder:
+    """Row r writes A for context[r] steps, then the end; its state counts its steps and
+    its attention is on position (steps mod 3): a row that received another row's
+    state or context ends at another length."""
+
+    def step(self, previous, state, context):
+        ending = state[:, 0] >= context[:, 0]
+        logits = 9.0 * tf.where(ending[:, None], tf.one_hot([EOS_ID], 6), tf.one_hot([A], 6))
+        return logits, state + 1, tf.one_hot(tf.cast(state[:, 0], tf.int32) % 3, 3)
+
+
+def test_rows_leave_a_greedy_batch_as_they_finish_and_every_row_is_its_own():
+    wanted = [5, 0, 7, 1, 1, 3, 2, 6, 0, 4]  # the running rows halve several times
+    decoder, context = CountingDecoder(), tf.constant(wanted, tf.float32)[:, None]
+    batch = decoding.first(decoding.greedy_search(
+        decoder, tf.zeros([len(wanted), 1]), context, tf.fill([len(wanted)], 10)))
+    assert batch.lengths.numpy().tolist() == wanted
+    for row, length in enumerate(wanted):
+        alone = decoding.first(decoding.greedy_search(decoder, tf.zeros([1, 1]),
+                                                      context[row : row + 1], tf.constant([10])))
+        width = length + 1
+        assert batch.ids.numpy()[row, :width].tolist() == [A] * length + [EOS_ID]
+        assert not batch.ids.numpy()[row, width:].any()  # padding after the end
+        assert np.array_equal(batch.ids.numpy()[row, :width], alone.ids.numpy()[0, :width])
+        assert batch.alignment.numpy()[row, :width].tolist() == [t % 3 for t in range(width)]
+        assert (batch.alignment.numpy()[row, width:] == -1).all()
+        assert np.isclose(batch.scores.numpy()[row], alone.scores.numpy()[0])
+
+
 def test_a_vocabulary_without_an_end_runs_every_row_to_its_limit():
     decoder = TableDecoder(TRAP)
     state, context = decoder.initial_state(2)
