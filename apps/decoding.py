@@ -154,7 +154,7 @@ def _greedy_choice(logits, step, limits, finished, vocabulary):
     at_limit = step >= limits
     chosen = tf.where(at_limit, EOS_ID if vocabulary.ends else PAD_ID, chosen)
     values = tf.gather(logits, chosen, batch_dims=1) - _logsumexp(logits)
-    stopped = finished | (at_limit & (not vocabulary.ends))
+    stopped = finished if vocabulary.ends else finished | at_limit
     return tf.where(stopped, 0.0, values), tf.where(finished, PAD_ID, chosen)
 
 
@@ -177,17 +177,18 @@ def greedy_search(decoder, state, context, limits, start_ids=None,
         logits, state, attention = decoder.step(previous, state, context)
         values, chosen = _greedy_choice(tf.cast(logits, tf.float32), t, running_limits,
                                         finished, vocabulary)
-        done = finished | tf.equal(chosen, EOS_ID) | tf.equal(chosen, PAD_ID)
+        # a finished row chose PAD_ID, and no search chooses UNK_ID or BOS_ID: the rows
+        # that are done are those whose id is at most the end id
+        done = chosen <= EOS_ID
         at = positions[:, None]  # the rows of the whole batch that still run
         scores = tf.tensor_scatter_nd_add(scores, at, values)
         ids = ids.write(t, tf.scatter_nd(at, chosen, [rows]))  # rows gone: PAD_ID (0)
-        if alignments:
-            attended = _attended(attention, tf.size(positions)) - NO_ALIGNMENT
-            aligned = aligned.write(t, tf.scatter_nd(at, attended, [rows]) + NO_ALIGNMENT)
+        if alignments:  # rows gone: 0, made -1 with their padding at the end
+            attended = _attended(attention, tf.size(positions))
+            aligned = aligned.write(t, tf.scatter_nd(at, attended, [rows]))
         running = (chosen, state, context, running_limits, positions, done)
-        still = tf.logical_not(done)
-        running = tf.cond(2 * tf.reduce_sum(tf.cast(still, tf.int32)) <= tf.size(still),
-                          lambda: _rows(running, tf.where(still)[:, 0]), lambda: running)
+        running = tf.cond(2 * tf.reduce_sum(tf.cast(done, tf.int32)) >= tf.size(done),
+                          lambda: _rows(running, tf.where(~done)[:, 0]), lambda: running)
         return (t + 1, *running, scores, ids, aligned)
 
     def going(t, _previous, _state, _context, _limits, _positions, finished, *_):

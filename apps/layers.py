@@ -344,21 +344,27 @@ class RecurrentEncoder(keras.layers.Layer):
         reaches the cell only as input @ kernel + bias."""
         return self._weights(layer, 0)[:2]
 
-    def step(self, inputs, states, projected=None):
+    def step_weights(self) -> list:
+        """Per layer, the weights `step` reads (forward direction), read once: a search
+        passes them to every step of its loop, which then reads no variable."""
+        return [self._weights(layer, 0) for layer in range(self.num_layers)]
+
+    def step(self, inputs, states, projected=None, weights=None):
         """One time step for a unidirectional encoder: inputs [B, D] -> (output, states).
 
         `states` is what `zero_states` or a previous `step` returned; generation
         calls this once per new token instead of re-reading the whole sequence.
         `projected`: the first layer's input projection already computed (inputs @
         kernel + bias, `input_weights`; `inputs` is then not read), for a caller that
-        can compute it more cheaply.
+        can compute it more cheaply. `weights`: `step_weights()`, read before a loop.
         """
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
         x, new_states, given = inputs, [], projected
         cell_step = recurrence.STEPS[self.cell]
         for layer in range(self.num_layers):
-            kernel, input_bias, recurrent, recurrent_bias = self._weights(layer, 0)
+            kernel, input_bias, recurrent, recurrent_bias = \
+                weights[layer] if weights is not None else self._weights(layer, 0)
             projected = given if layer == 0 and given is not None else \
                 tf.matmul(x, kernel) + input_bias
             state, _ = cell_step(projected, tuple(s[0] for s in states[layer]), recurrent,

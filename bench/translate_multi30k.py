@@ -77,25 +77,31 @@ def data_folder(workdir: Path, train_lines: int | None) -> Path:
 
 VOCABULARIES = (("full", "--no-shortlist", "full vocabulary"),
                 ("shortlist", "--shortlist", "shortlist"))
+BEAMS = (1, 5)  # each vocabulary is exported with both beam sizes
 
 
-def export_both(run: Path, base: Path) -> dict[str, Path]:
-    """The run exported with beam 5 twice, with and without the vocabulary shortlist."""
+def export_both(run: Path, base: Path) -> dict[str, dict[int, Path]]:
+    """The run exported with and without the vocabulary shortlist, each twice: with beam
+    5 and with beam 1 (whose `serving_default` is what a server of greedy translations
+    runs: translations and scores, no alignments)."""
     versions = {}
     for name, flag, _ in VOCABULARIES:
-        apps("translation", "export", str(run), "--model-base-path", str(base / name),
-             "--beam-size", "5", flag)
-        versions[name] = base / name / "translation" / "1"
+        for beam in BEAMS:
+            apps("translation", "export", str(run), "--model-base-path",
+                 str(base / f"{name}{beam}"), "--beam-size", str(beam), flag)
+        versions[name] = {beam: base / f"{name}{beam}" / "translation" / "1" for beam in BEAMS}
     return versions
 
 
-def decoding_speed(run: Path, versions: dict[str, Path], sources: list[str],
+def decoding_speed(run: Path, versions: dict[str, dict[int, Path]], sources: list[str],
                    references: list[str], batch_size: int = 64, by_length: bool = False,
                    rounds: int = 2) -> dict:
-    """Sentences per second of each SavedModel, greedy and beam 5, in batches (of similar
-    source word counts with `by_length`, the peer's order too), in one process: the
-    SavedModels take turns, `rounds` times, and each keeps its best round (the load of
-    a shared machine only slows a round down)."""
+    """Sentences per second of each SavedModel in batches (of similar source word counts
+    with `by_length`, the peer's order too), in one process: greedy through the beam-1
+    export's `serving_default` and, with alignments, through the beam-5 export's
+    `translate` (beam_size 1); beam 5 through its `serving_default`. The calls take
+    turns, `rounds` times, and each keeps its best round (the load of a shared machine
+    only slows a round down)."""
     import sacrebleu
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
@@ -103,12 +109,13 @@ def decoding_speed(run: Path, versions: dict[str, Path], sources: list[str],
     order = sorted(range(len(sources)), key=lambda i: len(sources[i].split())) \
         if by_length else list(range(len(sources)))
     calls = {}
-    for name, version in versions.items():
-        loaded = tf.saved_model.load(str(version))
-        calls[name, "greedy"] = lambda text, loaded=loaded: loaded.signatures["translate"](
+    for name, exports in versions.items():
+        greedy, beam = (tf.saved_model.load(str(exports[size])) for size in BEAMS)
+        calls[name, "greedy"] = lambda text, m=greedy: m.signatures["serving_default"](
+            text=text)
+        calls[name, "greedy_aligned"] = lambda text, m=beam: m.signatures["translate"](
             text=text, beam_size=tf.constant(1), max_length=tf.constant(48))
-        calls[name, "beam5"] = lambda text, loaded=loaded: loaded.signatures[
-            "serving_default"](text=text)
+        calls[name, "beam5"] = lambda text, m=beam: m.signatures["serving_default"](text=text)
     out: dict = {name: {} for name in versions}
     for _ in range(rounds):
         for (name, kind), call in calls.items():
@@ -133,8 +140,10 @@ def decoding_speed(run: Path, versions: dict[str, Path], sources: list[str],
 def speed_rows(speed: dict) -> list[tuple[str, dict]]:
     """(decoder, figures) for the decoding table: greedy and beam 5, each vocabulary."""
     return [(f"SavedModel {label} ({signature}), {vocabulary}", speed[name][kind])
-            for kind, label, signature in (("greedy", "greedy", "`translate`, beam 1"),
-                                           ("beam5", "beam 5", "`serving_default`"))
+            for kind, label, signature in (
+                ("greedy", "greedy", "`serving_default` of a beam-1 export"),
+                ("greedy_aligned", "greedy with alignments", "`translate`, beam 1"),
+                ("beam5", "beam 5", "`serving_default`"))
             for name, _, vocabulary in VOCABULARIES]
 
 

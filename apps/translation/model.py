@@ -41,6 +41,7 @@ class StepWeights(NamedTuple):
     output_bias: tf.Tensor  # [K]
     query_kernel: tf.Tensor | None  # [units, attention units] (Bahdanau)
     score_vector: tf.Tensor | None  # [attention units] (Bahdanau)
+    decoder: list  # per decoder layer, its weights (`RecurrentEncoder.step_weights`)
 
 
 class BeamContext(NamedTuple):
@@ -279,7 +280,8 @@ class Translator(keras.Model):
             inputs=table, embedding_kernel=embedding_kernel, input_bias=bias,
             readout_kernel=readout[: self.units],
             readout_bias=tf.cast(self.readout.bias, dtype),
-            output_matrix=tf.transpose(tf.cast(matrix, dtype)), output_bias=output_bias)
+            output_matrix=tf.transpose(tf.cast(matrix, dtype)), output_bias=output_bias,
+            decoder=self.decoder.step_weights())
 
     def prepared_step(self, tokens, state, context, weights: StepWeights):
         """`step` with `decoding_context`'s projections and `step_weights`' weights:
@@ -303,16 +305,19 @@ class Translator(keras.Model):
             over_source = self._step_attention(state[top], keys, mask, weights, group)
             attended = _read(over_source, cell_memory[0], group)
             projected = projected + tf.cast(attended, projected.dtype)
-            hidden, states = self.decoder.step(None, self._layered(state), projected)
+            hidden, states = self.decoder.step(None, self._layered(state), projected,
+                                               weights.decoder)
         else:
-            hidden, states = self.decoder.step(None, self._layered(state), projected)
+            hidden, states = self.decoder.step(None, self._layered(state), projected,
+                                               weights.decoder)
             over_source = self._step_attention(hidden, keys, mask, weights, group)
         attended = _read(over_source, readout_memory, group)
         out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)
                       + tf.cast(attended, hidden.dtype) + weights.readout_bias)
         logits = tf.matmul(out, weights.output_matrix)
-        return (tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states),
-                tf.reshape(over_source, [tf.shape(tokens)[0], -1]))
+        attention = tf.reshape(over_source, [-1, tf.shape(over_source)[-1]]) if group \
+            else over_source[:, 0]
+        return tf.cast(logits, tf.float32) + weights.output_bias, self._flat(states), attention
 
     def _step_attention(self, query, keys, mask, weights: StepWeights, group=False):
         """`Attention.weights_of` for one query per row, [B, H] -> [B, 1, S], or with
