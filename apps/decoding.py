@@ -121,6 +121,11 @@ def _unaligned(ids):
     return tf.fill(tf.shape(ids), NO_ALIGNMENT)
 
 
+def _rows(nest, kept):
+    """Rows `kept` of every tensor of a nest (its first dimension is the batch's)."""
+    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept), nest)
+
+
 def _start(start_ids, rows):
     return tf.fill([rows], BOS_ID) if start_ids is None else tf.cast(start_ids, tf.int32)
 
@@ -201,11 +206,6 @@ def greedy_search(decoder, state, context, limits, start_ids=None,
     ids = _stacked(ids, rows)
     aligned = _mask_alignment(_stacked(aligned, rows), ids) if alignments else _unaligned(ids)
     return Search(ids[:, None], _lengths(ids)[:, None], scores[:, None], aligned[:, None])
-
-
-def _rows(nest, kept):
-    """Rows `kept` of every tensor of a nest (its first dimension is the batch's)."""
-    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, kept), nest)
 
 
 # --------------------------------------------------------------------------------- beam
@@ -308,7 +308,7 @@ def beam_search(decoder, state, context, limits, beam_size, alpha=0.0, n_best=1,
         was_finished = tf.gather(finished, parent, batch_dims=1)
         lengths = tf.gather(grown, parent, batch_dims=1)
         flat = tf.reshape(parent + tf.range(rows)[:, None] * beams, [-1])
-        state = tf.nest.map_structure(lambda s: tf.gather(s, flat), state)
+        state = _rows(state, flat)
         finished = was_finished | tf.equal(token, EOS_ID) | tf.equal(token, PAD_ID)
         if alignments:
             attended = tf.reshape(_attended(attention, rows * beams), [rows, beams])

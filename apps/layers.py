@@ -362,9 +362,9 @@ class RecurrentEncoder(keras.layers.Layer):
             raise ValueError("step() needs a unidirectional encoder (bidirectional=False).")
         x, new_states, given = inputs, [], projected
         cell_step = recurrence.STEPS[self.cell]
+        weights = self.step_weights() if weights is None else weights
         for layer in range(self.num_layers):
-            kernel, input_bias, recurrent, recurrent_bias = \
-                weights[layer] if weights is not None else self._weights(layer, 0)
+            kernel, input_bias, recurrent, recurrent_bias = weights[layer]
             projected = given if layer == 0 and given is not None else \
                 tf.matmul(x, kernel) + input_bias
             state, _ = cell_step(projected, tuple(s[0] for s in states[layer]), recurrent,

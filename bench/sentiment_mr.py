@@ -57,6 +57,18 @@ def one_seed(seed: int, workdir: Path, config: Path, average_last: int | None = 
     return row
 
 
+def averaged_line(rows: list[dict], epochs: int) -> str:
+    """The seeds' dev and test accuracy of the export of their last `epochs` epochs' mean."""
+    def listed(key: str) -> str:
+        values = [r[key] for r in rows]
+        return f"{', '.join(f'{v:.4f}' for v in values)} (mean {statistics.mean(values):.4f}"
+
+    best = statistics.mean(r["dev_accuracy"] for r in rows)
+    return (f"Mean of the last {epochs} epochs (`export --average-last {epochs}`): dev "
+            f"{listed('averaged_dev_accuracy')}, best epoch {best:.4f}); test "
+            f"{listed('averaged_test_accuracy')}).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -87,14 +99,7 @@ def main() -> None:
         f"Test accuracy: mean {statistics.mean(accuracies):.4f}, min {min(accuracies):.4f}, "
         f"max {max(accuracies):.4f}; slowest train {max(r['wall_seconds'] for r in rows)} s.",
         "",
-        *([f"Mean of the last {args.average_last} epochs (`export --average-last "
-           f"{args.average_last}`): dev "
-           + ", ".join(f"{r['averaged_dev_accuracy']:.4f}" for r in rows)
-           + f" (mean {statistics.mean(r['averaged_dev_accuracy'] for r in rows):.4f}, best "
-           f"epoch {statistics.mean(r['dev_accuracy'] for r in rows):.4f}); test "
-           + ", ".join(f"{r['averaged_test_accuracy']:.4f}" for r in rows)
-           + f" (mean {statistics.mean(r['averaged_test_accuracy'] for r in rows):.4f}).", ""]
-          if args.average_last else []),
+        *([averaged_line(rows, args.average_last), ""] if args.average_last else []),
         f"Command: `python bench/sentiment_mr.py {' '.join(sys.argv[1:])}`",
     ]
     print("\n".join(lines))
