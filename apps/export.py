@@ -19,6 +19,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow.python.saved_model import save_context  # a save's tracing context
+from tensorflow.saved_model.experimental import TrackableResource
 
 from apps import metadata as metadata_file
 from apps.errors import AppError
@@ -86,6 +88,32 @@ def pin_cpu_only_resources(tracked: list) -> None:
         resource._create_resource = create_on_cpu  # what the exported creator function runs
 
 
+def _saved_root(endpoints: Mapping[str, Any], tracked: list, options):
+    """What `tf.saved_model.save` writes: the endpoints, the tracked models' variables,
+    the variables the endpoints read besides (a translator's shortlist table) and the
+    tracked objects' resources (tokenizers), as `keras.export.ExportArchive` lays them
+    out (`variables[i]` is the first model's `variables[i]`; `apps.transfer` reads both).
+
+    Each endpoint is traced once, here, the way the save looks it up (inside a save
+    context with the same `options`), and the save reuses the trace; the archive traced
+    every endpoint twice, once outside that context.
+    """
+    with save_context.save_context(options):
+        traced = [function.get_concrete_function() for function in endpoints.values()]
+    root = tf.__internal__.tracking.AutoTrackable()  # tf.Module's `variables` is read-only
+    root.variables = [v for item in tracked if isinstance(item, keras.layers.Layer)
+                      for v in item.variables]
+    read = {id(v): v for function in traced for v in function.variables}
+    root._all_variables = list(read.values())
+    root._misc_assets = [resource for item in tracked
+                         if not isinstance(item, keras.layers.Layer)
+                         for resource in tf.train.TrackableView(item).descendants()
+                         if isinstance(resource, TrackableResource)]
+    for name, function in endpoints.items():
+        setattr(root, name, function)
+    return root
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -136,12 +164,9 @@ def export_saved_model(
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{os.getpid()}-"))
     pin_cpu_only_resources(tracked)
     try:
-        archive = keras.export.ExportArchive()
-        for item in tracked:
-            archive.track(item)
-        for endpoint, function in endpoints.items():
-            archive.add_endpoint(endpoint, function)
-        archive.write_out(str(tmp), verbose=False)
+        options = tf.saved_model.SaveOptions()
+        tf.saved_model.save(_saved_root(endpoints, tracked, options), str(tmp),
+                            signatures=dict(endpoints), options=options)
         metadata_file.write(tmp, metadata, list(endpoints))
         if warmup:
             write_warmup_requests(tmp, warmup)

@@ -66,6 +66,7 @@ import tensorflow as tf
 
 from apps import distribute
 from apps.errors import AppError, ConfigError
+from apps.graphs import graph_function
 from apps.layout import RunDirectory, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -453,7 +454,6 @@ class TrainingLoop:
             return self._compiled[key]
         model, strategy = self.model, self.strategy
 
-        @tf.autograph.experimental.do_not_convert
         def count_tracing():
             self.traces[kind] += 1  # Python runs only while tracing
             log.debug("Tracing the %s step for %s", kind, element_spec)
@@ -488,7 +488,7 @@ class TrainingLoop:
 
             def run(batch):
                 return strategy.run(step, args=(batch,))
-        compiled = tf.function(run, input_signature=signature, jit_compile=self.jit_compile)
+        compiled = graph_function(run, input_signature=signature, jit_compile=self.jit_compile)
         self._compiled[key] = compiled
         return compiled
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps import decoding as search
+from apps.graphs import graph_function
 from pipelines.tokenizer import BOS_ID, PAD_ID
 
 SCORE_CHUNK = 1024  # tokens per step of the scoring loop: bounds memory on long texts
@@ -139,7 +140,7 @@ class Stepper:
         self.model = model
         vector = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
         scalar = tf.TensorSpec([], tf.int32)
-        self.run = tf.function(
+        self.run = graph_function(
             lambda *args: run_steps(model, *args),
             input_signature=[state_specs(model), tf.TensorSpec([None, None], tf.int32),
                              vector(tf.int32), scalar, scalar, vector(tf.int32),

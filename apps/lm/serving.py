@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from apps.graphs import graph_function
 from apps.lm import decoding
 from apps.signature_inputs import parameter_spec, per_row
 from pipelines.tokenizer import BOS_ID, PAD_ID, UNK_ID
@@ -56,7 +57,7 @@ def signatures(model, inputter) -> dict:
         return {"text": tf.strings.join([prompt, continuation]),
                 "tokens": tf.cast(new_ids.row_lengths(), tf.int32), "unknown": unknown}
 
-    @tf.function(input_signature=[
+    @graph_function(input_signature=[
         _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
         parameter_spec(tf.float32, "temperature")])
     def serving_default(prompt, max_tokens, temperature):
@@ -67,7 +68,7 @@ def signatures(model, inputter) -> dict:
                              tf.zeros([rows], tf.int32), tf.ones([rows], tf.float32), seed)
         return {"text": out["text"]}
 
-    @tf.function(input_signature=[
+    @graph_function(input_signature=[
         _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
         parameter_spec(tf.float32, "temperature"), parameter_spec(tf.int32, "top_k"),
         parameter_spec(tf.float32, "top_p"), parameter_spec(tf.int64, "seed")])
@@ -78,7 +79,7 @@ def signatures(model, inputter) -> dict:
                               per_row(top_k, rows, "top_k"), per_row(top_p, rows, "top_p"),
                               per_row(seed, rows, "seed"))
 
-    @tf.function(input_signature=[
+    @graph_function(input_signature=[
         _strings("prompt"), parameter_spec(tf.int32, "max_tokens"),
         parameter_spec(tf.int32, "n_best")])
     def generate_n_best(prompt, max_tokens, n_best):
@@ -95,7 +96,7 @@ def signatures(model, inputter) -> dict:
                                           continuations]),
                 "scores": found.scores, "tokens": found.lengths}
 
-    @tf.function(input_signature=[_strings("text")])
+    @graph_function(input_signature=[_strings("text")])
     def score(text):
         ids = inputter.tokenize(text)
         lengths = tf.cast(ids.row_lengths(), tf.int32)

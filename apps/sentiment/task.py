@@ -20,6 +20,7 @@ from apps import plots, runner, schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
+from apps.graphs import graph_function
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
@@ -183,7 +184,7 @@ class SentimentTask(Task):
         texts, labels, model = (trained.inputters["text"], trained.inputters["label"],
                                 trained.model)
 
-        @tf.function(input_signature=[texts.input_spec("text")])
+        @graph_function(input_signature=[texts.input_spec("text")])
         def serving_default(text):
             scores = model.scores(texts.preprocess(text))
             label_id = tf.argmax(scores, axis=-1, output_type=tf.int64)

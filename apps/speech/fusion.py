@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.errors import ConfigError
+from apps.graphs import graph_function
 from apps.task import Trained
 from pipelines.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
@@ -78,7 +79,7 @@ class LanguageModelScorer:
             raise ConfigError("The --lm model has no piece for the end of a line: train it "
                               "with `apps lm train` on transcripts one per line.")
         self.end_id = end[0]
-        self._run = tf.function(lambda ids, states: self.model.run(ids, states, training=False),
+        self._run = graph_function(lambda ids, states: self.model.run(ids, states, training=False),
                                 reduce_retracing=True)
 
     def start(self) -> Prefix:
@@ -177,7 +178,7 @@ class Fusion:
         inputter, model = trained.inputters["audio"], trained.model
         text = trained.inputters["text"].tokenizer
 
-        @tf.function(input_signature=[inputter.input_spec()])
+        @graph_function(input_signature=[inputter.input_spec()])
         def frame_scores(wav):
             logits, steps = model(inputter.preprocess(wav), training=False)
             return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), steps

@@ -23,6 +23,7 @@ import tensorflow as tf
 from apps import runner, schedule, transfer
 from apps.config import require
 from apps.errors import ConfigError, DataError, graph_assertion
+from apps.graphs import graph_function
 from apps.settings import ScheduledTaskSettings, TransferSettings, setting
 from apps.signature_inputs import parameter_spec
 from apps.speech import decoding, fusion, joining
@@ -419,11 +420,11 @@ class SpeechTask(Task):
         return examples_report(examples["path"], examples["text"], hypotheses)
 
     def signatures(self, trained):
-        serving_default = tf.function(transcriber(trained),
+        serving_default = graph_function(transcriber(trained),
                                       input_signature=[AudioInputter.input_spec()])
         every_path = transcriber(trained, max(int(trained.metadata["beam_size"]), 2))
 
-        @tf.function(input_signature=[AudioInputter.input_spec(),
+        @graph_function(input_signature=[AudioInputter.input_spec(),
                                       parameter_spec(tf.int32, "n_best")])
         def transcribe_n_best(audio, n_best):
             """audio, n_best -> transcripts [N, K], scores [N, K], best first (K: n_best,

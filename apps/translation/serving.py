@@ -33,6 +33,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from apps import decoding as search_decoding
+from apps.graphs import graph_function
 from apps.signature_inputs import parameter_spec, per_row
 from apps.translation import decoding
 from pipelines.inputters import TextInputter
@@ -61,11 +62,11 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
             out["aligned_source"] = pieces_only(found.alignment, found.lengths)
         return out
 
-    @tf.function(input_signature=[TextInputter.input_spec("text")])
+    @graph_function(input_signature=[TextInputter.input_spec("text")])
     def serving_default(text):  # no alignments: its search does not track them
         return run(text, int(beam_size), int(metadata["max_length"]), alignments=False)
 
-    @tf.function(input_signature=[TextInputter.input_spec("text"),
+    @graph_function(input_signature=[TextInputter.input_spec("text"),
                                   parameter_spec(tf.int32, "beam_size"),
                                   parameter_spec(tf.int32, "max_length")])
     def translate(text, beam_size, max_length):
@@ -74,7 +75,7 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
         limits = tf.maximum(per_row(max_length, rows, "max_length"), 0)
         return by_beam_size(run, text, beams, limits)
 
-    @tf.function(input_signature=[TextInputter.input_spec("text"),
+    @graph_function(input_signature=[TextInputter.input_spec("text"),
                                   parameter_spec(tf.int32, "beam_size"),
                                   parameter_spec(tf.int32, "max_length"),
                                   parameter_spec(tf.int32, "n_best")])
@@ -90,7 +91,7 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
         return {"translations": tf.reshape(texts, shape), "scores": found.scores,
                 "aligned_source": pieces_only(found.alignment, found.lengths)}
 
-    @tf.function(input_signature=[TextInputter.input_spec("source"),
+    @graph_function(input_signature=[TextInputter.input_spec("source"),
                                   TextInputter.input_spec("target")])
     def score(source, target):
         target_ids = writer.tokenize(target, cut=False).to_tensor()
