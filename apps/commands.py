@@ -169,8 +169,9 @@ def _evaluate(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
 
 
 def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
-    def export(run_dir, model_base_path, name, gpu_only, **task_options):
-        path = runner.export(task, run_dir, model_base_path, name, gpu_only, **task_options)
+    def export(run_dir, model_base_path, name, gpu_only, arithmetic, **task_options):
+        path = runner.export(task, run_dir, model_base_path, name, gpu_only,
+                             arithmetic=arithmetic, **task_options)
         click.echo(f"Exported {path} ({texts.exported})")
 
     export = _with([
@@ -186,6 +187,11 @@ def _export(task: Task, texts: TaskTexts, options: Sequence) -> click.Command:
         option("--gpu-only", is_flag=True,
                help="Hold cuDNN kernels (fastest on GPU hosts, unusable on CPU hosts). "
                     "By default the export holds a recurrence every host runs."),
+        option("--precision", "arithmetic", default="float32", show_default=True,
+               type=click.Choice(["float32", "mixed_bfloat16", "auto"]),
+               help="The graph's products (weights stay float32): mixed_bfloat16 decodes "
+                    "faster on CPUs with AMX, a little less exactly (docs/benchmarks.md); "
+                    "auto: mixed_bfloat16 on a host without GPU whose CPU has AMX."),
     ], export)
     return click.command("export", cls=SectionedCommand,
                          epilog=examples_for(texts.examples, "export"), help=(

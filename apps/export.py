@@ -101,8 +101,11 @@ def _saved_root(endpoints: Mapping[str, Any], tracked: list, options):
     with save_context.save_context(options):
         traced = [function.get_concrete_function() for function in endpoints.values()]
     root = tf.__internal__.tracking.AutoTrackable()  # tf.Module's `variables` is read-only
-    root.variables = [v for item in tracked if isinstance(item, keras.layers.Layer)
-                      for v in item.variables]
+    models = [item for item in tracked if isinstance(item, keras.layers.Layer)]
+    root.variables = [v for model in models for v in model.variables]
+    root.trainable_variables = [v for model in models for v in model.trainable_variables]
+    root.non_trainable_variables = [v for model in models
+                                    for v in model.non_trainable_variables]
     read = {id(v): v for function in traced for v in function.variables}
     root._all_variables = list(read.values())
     root._misc_assets = [resource for item in tracked

@@ -49,6 +49,7 @@ class Metadata:
     metrics: dict[str, Any] = field(default_factory=dict)  # validation, as kept by the task
     entries: dict[str, Any] = field(default_factory=dict)  # the task's own (top level)
     recurrence: str = "fused"  # what the graph holds: "fused" (any host) or "cudnn"
+    precision: str = "float32"  # the graph's products: "float32" or "mixed_bfloat16"
     signatures: list[str] = field(default_factory=list)
     exported_at: str | None = None  # None: a run directory, built in memory
     environment: dict[str, str] = field(default_factory=dict)
@@ -61,9 +62,9 @@ class Metadata:
     @property
     def resolved(self) -> dict[str, Any]:
         """What `auto` became: while training (the run's config.json) and in this graph
-        (float32 weights and products whatever the training precision; its recurrence)."""
+        (float32 weights whatever the training precision; its products and recurrence)."""
         return {"training": dict(self.config.get("resolved") or {}),
-                "serving": {"precision": "float32", "recurrence": self.recurrence}}
+                "serving": {"precision": self.precision, "recurrence": self.recurrence}}
 
     def to_json(self) -> dict[str, Any]:
         """The file's content: common entries, then the task's, then what the export adds."""

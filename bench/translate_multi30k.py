@@ -2,10 +2,11 @@
 
 Trains `apps translation train` with bench/configs/translate_multi30k.yaml on `train`
 (the best epoch chosen by BLEU on `val`), reports sacreBLEU / chrF on
-`test_2016_flickr` (never used to choose anything), exports with beam 5 twice (with
-and without the vocabulary shortlist) and times both SavedModels' decoding over the
-1,000 test sentences in batches, in turns in one process (greedy through the
-`translate` signature, beam 5 through `serving_default`). Then runs the peer
+`test_2016_flickr` (never used to choose anything), exports it with beam 1 and beam 5
+three times (the full vocabulary, the vocabulary shortlist, the shortlist with bfloat16
+products) and times the SavedModels' decoding over the 1,000 test sentences in batches,
+in turns in one process (greedy through the beam-1 export's `serving_default` and the
+beam-5 export's `translate`, beam 5 through its `serving_default`). Then runs the peer
 (bench/peers/keras_translation_recipe.py) with the project's joint SentencePiece model
 for the same wall time as the project's `train` command.
 
@@ -75,20 +76,24 @@ def data_folder(workdir: Path, train_lines: int | None) -> Path:
     return folder
 
 
-VOCABULARIES = (("full", "--no-shortlist", "full vocabulary"),
-                ("shortlist", "--shortlist", "shortlist"))
+# (name, `apps translation export` flags, label): the vocabularies and the products
+VOCABULARIES = (("full", ["--no-shortlist"], "full vocabulary"),
+                ("shortlist", ["--shortlist"], "shortlist"),
+                ("shortlist_bf16", ["--shortlist", "--precision", "mixed_bfloat16"],
+                 "shortlist, bfloat16 products"))
 BEAMS = (1, 5)  # each vocabulary is exported with both beam sizes
 
 
 def export_both(run: Path, base: Path) -> dict[str, dict[int, Path]]:
-    """The run exported with and without the vocabulary shortlist, each twice: with beam
-    5 and with beam 1 (whose `serving_default` is what a server of greedy translations
-    runs: translations and scores, no alignments)."""
+    """The run exported with and without the vocabulary shortlist (and with the shortlist
+    and bfloat16 products), each twice: with beam 5 and with beam 1 (whose
+    `serving_default` is what a server of greedy translations runs: translations and
+    scores, no alignments)."""
     versions = {}
-    for name, flag, _ in VOCABULARIES:
+    for name, flags, _ in VOCABULARIES:
         for beam in BEAMS:
             apps("translation", "export", str(run), "--model-base-path",
-                 str(base / f"{name}{beam}"), "--beam-size", str(beam), flag)
+                 str(base / f"{name}{beam}"), "--beam-size", str(beam), *flags)
         versions[name] = {beam: base / f"{name}{beam}" / "translation" / "1" for beam in BEAMS}
     return versions
 

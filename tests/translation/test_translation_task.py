@@ -89,6 +89,30 @@ def test_export_translates_as_the_run_does(tiny_run, tiny_export):
     assert report["beam_size"] == 3 and report["sentences"] == 4
 
 
+def test_a_bfloat16_export_holds_bfloat16_products_and_translates_as_its_run(tiny_run,
+                                                                              tmp_path):
+    """`export --precision mixed_bfloat16`: the graph multiplies in bfloat16, says so, and
+    a run loaded with the same products answers as the export (one path)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    run_dir, _ = tiny_run
+    version = runner.export(task.TASK, run_dir, tmp_path, arithmetic="mixed_bfloat16")
+    metadata = json.loads((version / "assets" / "metadata.json").read_text())
+    assert metadata["resolved"]["serving"]["precision"] == "mixed_bfloat16"
+    saved = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
+    products = [node.attr["T"].type for function in saved.meta_graphs[0].graph_def.library.function
+                for node in function.node_def if node.op in ("MatMul", "BatchMatMulV2")]
+    assert tf.bfloat16.as_datatype_enum in products
+    texts = ["1 2 3 4", "7 7 0 1 2", "5"]
+    run = runner.load(task.TASK, run_dir, "mixed_bfloat16")
+    assert run.metadata.precision == "mixed_bfloat16"
+    exported = runner.load(task.TASK, version)
+    for beam_size in (1, 3):
+        assert translate.translate(exported, texts, beam_size=beam_size) == \
+            translate.translate(run, texts, beam_size=beam_size)
+    assert runner.load(task.TASK, run_dir).metadata.precision == "float32"
+
+
 def test_long_pairs_are_dropped_and_counted(tiny_run, caplog):
     trained = runner.load(task.TASK, tiny_run[0])
     examples = {"source": ["1 2", "1 2 3 4 5 6 7 8", "3"], "target": ["2 1", "8 7", "3"]}
