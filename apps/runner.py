@@ -302,6 +302,7 @@ def trained_run(task: Task, path: Path, settings, inputters: dict, model,
     """A run's model as a `Trained`: its metadata as its export would hold it, and its
     serving functions in memory. `options` are the task's export options."""
     metadata = run_metadata(task, path, settings, inputters, **options)
+    metadata.precision = model.dtype_policy.name  # the products it was built with
     trained = Trained(Path(path), "run", metadata, {}, settings, inputters, model)
     trained.signatures = InMemorySignatures(lambda: task.signatures(trained))
     return trained
@@ -345,9 +346,7 @@ def load(task: Task, path: Path, arithmetic: str = "float32", **options) -> Trai
         with precision.policy(arithmetic):
             model = task.build_model(settings, inputters)
         model.load_weights(run.best_weights)
-        trained = trained_run(task, path, settings, inputters, model, **options)
-        trained.metadata.precision = precision.resolve(arithmetic)
-        return trained
+        return trained_run(task, path, settings, inputters, model, **options)
     metadata = metadata_file.read(path)
     _check_task(task, metadata.task if metadata else None, path, "an exported model")
     exporting.check_runs_here(metadata, path)
