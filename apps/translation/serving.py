@@ -131,34 +131,33 @@ def _detokenized(writer, ids, lengths):
 def by_beam_size(run, text, beams, limits) -> dict:
     """`run` once per distinct beam size (a search has one), each row answered in place.
 
-    One beam size for every row (the usual case) is one plain call, as before.
+    One loop whose pass runs the rows of one beam size: the usual single size is one
+    pass (and `run` is traced once: a `tf.cond` around a plain call would trace it
+    twice, encoder and both searches each time).
     """
     sizes, group = tf.unique(beams)
     width = tf.reduce_max(tf.concat([limits, [0]], 0)) + 1  # every group's alignment width
-    return tf.cond(tf.equal(tf.size(sizes), 1), lambda: run(text, sizes[0], limits),
-                   lambda: _in_groups(run, text, sizes, group, limits, width))
 
-
-def _in_groups(run, text, sizes, group, limits, width) -> dict:
-    def body(i, translations, scores, alignments, rows):
+    def body(i, translations, scores, alignments, rows, widest):
         members = tf.cast(tf.where(tf.equal(group, i))[:, 0], tf.int32)
         found = run(tf.gather(text, members), sizes[i], tf.gather(limits, members))
         aligned = found["aligned_source"]
+        widest = tf.maximum(widest, tf.shape(aligned)[1])
         aligned = tf.pad(aligned, [[0, 0], [0, width - tf.shape(aligned)[1]]],
                          constant_values=search_decoding.NO_ALIGNMENT)
         return (i + 1, translations.write(i, found["translation"]),
                 scores.write(i, found["score"]), alignments.write(i, aligned),
-                rows.write(i, members))
+                rows.write(i, members), widest)
 
     def parts(dtype, shape=(None,)):
         return tf.TensorArray(dtype, size=tf.size(sizes), infer_shape=False,
                               element_shape=list(shape))
 
-    _, translations, scores, alignments, rows = tf.while_loop(
+    _, translations, scores, alignments, rows, widest = tf.while_loop(
         lambda i, *_: i < tf.size(sizes), body,
         (0, parts(tf.string), parts(tf.float32), parts(tf.int32, (None, None)),
-         parts(tf.int32)))
+         parts(tf.int32), 0))
     order = tf.math.invert_permutation(rows.concat())
     return {"translation": tf.gather(translations.concat(), order),
             "score": tf.gather(scores.concat(), order),
-            "aligned_source": tf.gather(alignments.concat(), order)}
+            "aligned_source": tf.gather(alignments.concat(), order)[:, :widest]}
