@@ -454,13 +454,10 @@ class TrainingLoop:
             return self._compiled[key]
         model, strategy = self.model, self.strategy
 
-        def count_tracing():
-            self.traces[kind] += 1  # Python runs only while tracing
-            log.debug("Tracing the %s step for %s", kind, element_spec)
-
         def counted(step):
             def traced(*args):
-                count_tracing()
+                self.traces[kind] += 1  # Python runs only while tracing
+                log.debug("Tracing the %s step for %s", kind, element_spec)
                 return step(*args)
             return traced
 

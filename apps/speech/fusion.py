@@ -80,7 +80,7 @@ class LanguageModelScorer:
                               "with `apps lm train` on transcripts one per line.")
         self.end_id = end[0]
         self._run = graph_function(lambda ids, states: self.model.run(ids, states, training=False),
-                                reduce_retracing=True)
+                                   reduce_retracing=True)
 
     def start(self) -> Prefix:
         """The empty transcript: the LM after the begin id and a line end."""

@@ -421,11 +421,11 @@ class SpeechTask(Task):
 
     def signatures(self, trained):
         serving_default = graph_function(transcriber(trained),
-                                      input_signature=[AudioInputter.input_spec()])
+                                         input_signature=[AudioInputter.input_spec()])
         every_path = transcriber(trained, max(int(trained.metadata["beam_size"]), 2))
 
         @graph_function(input_signature=[AudioInputter.input_spec(),
-                                      parameter_spec(tf.int32, "n_best")])
+                                         parameter_spec(tf.int32, "n_best")])
         def transcribe_n_best(audio, n_best):
             """audio, n_best -> transcripts [N, K], scores [N, K], best first (K: n_best,
             at most the export's beam size)."""

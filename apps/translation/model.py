@@ -301,15 +301,13 @@ class Translator(keras.Model):
         else:
             projected = tf.gather(weights.inputs, tokens)
         top = -num_states(self.cell)
-        if self.feeds_attention:
+        if self.feeds_attention:  # Bahdanau: the previous state's query feeds the cell
             over_source = self._step_attention(state[top], keys, mask, weights, group)
             attended = _read(over_source, cell_memory[0], group)
             projected = projected + tf.cast(attended, projected.dtype)
-            hidden, states = self.decoder.step(None, self._layered(state), projected,
-                                               weights.decoder)
-        else:
-            hidden, states = self.decoder.step(None, self._layered(state), projected,
-                                               weights.decoder)
+        hidden, states = self.decoder.step(None, self._layered(state), projected,
+                                           weights.decoder)
+        if not self.feeds_attention:  # Luong: the new state is the query
             over_source = self._step_attention(hidden, keys, mask, weights, group)
         attended = _read(over_source, readout_memory, group)
         out = tf.tanh(tf.matmul(hidden, weights.readout_kernel)

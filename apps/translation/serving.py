@@ -67,8 +67,8 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
         return run(text, int(beam_size), int(metadata["max_length"]), alignments=False)
 
     @graph_function(input_signature=[TextInputter.input_spec("text"),
-                                  parameter_spec(tf.int32, "beam_size"),
-                                  parameter_spec(tf.int32, "max_length")])
+                                     parameter_spec(tf.int32, "beam_size"),
+                                     parameter_spec(tf.int32, "max_length")])
     def translate(text, beam_size, max_length):
         rows = tf.shape(text)[0]
         beams = tf.maximum(per_row(beam_size, rows, "beam_size"), 1)
@@ -76,9 +76,9 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
         return by_beam_size(run, text, beams, limits)
 
     @graph_function(input_signature=[TextInputter.input_spec("text"),
-                                  parameter_spec(tf.int32, "beam_size"),
-                                  parameter_spec(tf.int32, "max_length"),
-                                  parameter_spec(tf.int32, "n_best")])
+                                     parameter_spec(tf.int32, "beam_size"),
+                                     parameter_spec(tf.int32, "max_length"),
+                                     parameter_spec(tf.int32, "n_best")])
     def translate_n_best(text, beam_size, max_length, n_best):
         rows = tf.shape(text)[0]
         beams = tf.maximum(tf.reduce_max(tf.reshape(beam_size, [-1])), 1)
@@ -92,7 +92,7 @@ def signatures(trained, beam_size: int, shortlist=None) -> dict:
                 "aligned_source": pieces_only(found.alignment, found.lengths)}
 
     @graph_function(input_signature=[TextInputter.input_spec("source"),
-                                  TextInputter.input_spec("target")])
+                                     TextInputter.input_spec("target")])
     def score(source, target):
         target_ids = writer.tokenize(target, cut=False).to_tensor()
         token_scores, alignment, total, tokens = decoding.score_ids(
