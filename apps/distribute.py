@@ -22,6 +22,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from apps.errors import ConfigError
+from apps.graphs import dataset_function
 from apps.settings import STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,11 @@ def distribute(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
 
         def pieces(*batch):
             mine = tf.nest.map_structure(lambda t: _split_rows(t, pipeline, pipelines), batch)
-            return tf.data.Dataset.range(replicas).map(lambda replica: tf.nest.map_structure(
-                lambda t: _split_rows(t, replica, replicas), mine))
+            return tf.data.Dataset.range(replicas).map(dataset_function(
+                lambda replica: tf.nest.map_structure(
+                    lambda t: _split_rows(t, replica, replicas), mine)))
 
-        return dataset.flat_map(pieces)
+        return dataset.flat_map(dataset_function(pieces))
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
     return strategy.distribute_datasets_from_function(per_pipeline, options)

@@ -15,3 +15,10 @@ import tensorflow as tf
 def graph_function(func=None, **options):
     """`tf.function(func, **options)` with `autograph=False`; a decorator without `func`."""
     return tf.function(func, autograph=False, **options)
+
+
+def dataset_function(func):
+    """`func` for `tf.data` to trace (`map`, `filter`, `scan`) as written, without
+    AutoGraph: tf.data converts by default, and a training pass' pipeline, built again
+    every epoch, would pay for the conversion each time."""
+    return tf.autograph.experimental.do_not_convert(func)

@@ -437,10 +437,12 @@ class TrainingLoop:
     (what a test of this checks)."""
 
     def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy,
-                 first_batch, jit_compile: bool = False):
+                 batch_spec, jit_compile: bool = False):
+        """`batch_spec`: a batch, or the training data's `element_spec` (only the shapes
+        and dtypes are read)."""
         self.model, self.strategy, self.jit_compile = model, strategy, jit_compile
         with strategy.scope():  # metric, loss and optimizer variables, before any tracing
-            model._symbolic_build(data_batch=first_batch)  # noqa: SLF001 - what fit does
+            model._symbolic_build(data_batch=batch_spec)  # noqa: SLF001 - what fit does
         self.agree = distribute.is_multi_worker(strategy)
         self.traces: collections.Counter[str] = collections.Counter()
         self._compiled: dict[tuple[str, str], Callable] = {}
@@ -602,7 +604,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, 
     tracker.keep_epochs = keep_epochs
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if tracker.epochs_done < epochs and not stopped_early:
-        loop = TrainingLoop(model, strategy, next(iter(passes(0))), jit_compile)
+        loop = TrainingLoop(model, strategy, passes(0).element_spec, jit_compile)
         tracker.checkpoint_every = mid_epoch_backups(checkpoint_every, model, strategy)
         if state is not None:
             with strategy.scope():

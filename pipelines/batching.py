@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from apps.graphs import dataset_function
 from pipelines.tokenizer import PAD_ID
 
 
@@ -127,8 +128,8 @@ def bucketed_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     bucket_lengths = tf.constant(np.asarray(lengths, np.int32))
-    dataset = dataset.map(lambda index: (bucket_lengths[index],
-                                         tuple(slicer(index) for slicer in slicers)))
+    dataset = dataset.map(dataset_function(lambda index: (
+        bucket_lengths[index], tuple(slicer(index) for slicer in slicers))))
     boundaries = bucket_boundaries(lengths, batch_size)
     padding = tuple((PAD_ID if np.issubdtype(c.values.dtype, np.integer) else 0.0)
                     if isinstance(c, Ragged) else None for c in columns)
@@ -138,7 +139,7 @@ def bucketed_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=(None, padding),
         pad_to_bucket_boundary=False,
-    ).map(lambda _lengths, row: row)
+    ).map(dataset_function(lambda _lengths, row: row))
     batches = bucketed_batches(lengths, boundaries, batch_size)
     return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(batches)))
 
@@ -168,7 +169,7 @@ def record_dataset(generator, width: int, chunk: int = RECORD_CHUNK) -> tf.data.
 def tokenized_rows(chunks: tf.data.Dataset, tokenize) -> tf.data.Dataset:
     """Chunks of records tokenised by `tokenize` (strings [N]... -> ragged ids), the
     graph op the export uses, then one row per element."""
-    return chunks.map(tokenize).unbatch()
+    return chunks.map(dataset_function(tokenize)).unbatch()
 
 
 def streamed_batches(rows: tf.data.Dataset, batch_size: int, boundaries: list[int],
@@ -188,10 +189,10 @@ def streamed_batches(rows: tf.data.Dataset, batch_size: int, boundaries: list[in
         bucket_batch_sizes=[local] * (len(boundaries) + 1),
         padding_values=padding,
         pad_to_bucket_boundary=False,
-    ).map(lambda _lengths, *columns: columns)
+    ).map(dataset_function(lambda _lengths, *columns: columns))
     if workers > 1:
-        dataset = dataset.map(lambda *columns: tuple(tf.repeat(c, workers, axis=0)
-                                                     for c in columns))
+        dataset = dataset.map(dataset_function(lambda *columns: tuple(
+            tf.repeat(c, workers, axis=0) for c in columns)))
     dataset = dataset.take(steps).apply(tf.data.experimental.assert_cardinality(steps))
     return prefetched(dataset)
 

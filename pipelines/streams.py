@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.errors import DataError
+from apps.graphs import dataset_function
 from pipelines.batching import prefetched
 from pipelines.tokenizer import BOS_ID
 
@@ -137,19 +138,20 @@ def file_segments(path, ranges: list[tuple[int, int]], tokenize, length: int,
     def one(start, end, with_bos):
         blocks = tf.data.Dataset.from_generator(
             lambda: text_blocks(path, start, end), output_signature=tf.TensorSpec([], tf.string))
-        ids = blocks.map(lambda text: tokenize(text[None]).flat_values).unbatch()
+        ids = blocks.map(dataset_function(lambda text: tokenize(text[None]).flat_values))
+        ids = ids.unbatch()
         if with_bos:
             ids = tf.data.Dataset.from_tensors(tf.constant(BOS_ID, tf.int32)).concatenate(ids)
         pieces = ids.batch(length, drop_remainder=True)
         # each segment with the first id of the next: its targets are shifted by one
-        pairs = pieces.scan(tf.zeros([length], tf.int32),
-                            lambda previous, current: (current, (previous, current[0])))
-        return pairs.skip(1).map(lambda inputs, following: (
-            inputs, tf.concat([inputs[1:], following[None]], 0)))
+        pairs = pieces.scan(tf.zeros([length], tf.int32), dataset_function(
+            lambda previous, current: (current, (previous, current[0]))))
+        return pairs.skip(1).map(dataset_function(lambda inputs, following: (
+            inputs, tf.concat([inputs[1:], following[None]], 0))))
 
     parts = [one(start, end, bos_first and k == 0) for k, (start, end) in enumerate(ranges)]
-    return tf.data.Dataset.zip(tuple(parts)).map(lambda *rows: (
-        tf.stack([inputs for inputs, _ in rows]), tf.stack([targets for _, targets in rows])))
+    return tf.data.Dataset.zip(tuple(parts)).map(dataset_function(lambda *rows: (
+        tf.stack([inputs for inputs, _ in rows]), tf.stack([targets for _, targets in rows]))))
 
 
 def streamed_dataset(path, ranges: list[tuple[int, int]], tokenize, length: int, steps: int,
@@ -162,10 +164,10 @@ def streamed_dataset(path, ranges: list[tuple[int, int]], tokenize, length: int,
     mine = ranges[worker::workers]
     dataset = file_segments(path, mine, tokenize, length, bos_first=worker == 0)
     if workers > 1:
-        dataset = dataset.map(lambda inputs, targets: (tf.repeat(inputs, workers, axis=0),
-                                                       tf.repeat(targets, workers, axis=0)))
-    dataset = dataset.take(steps).enumerate().map(
-        lambda index, batch: ((batch[0], index == 0), batch[1]))
+        dataset = dataset.map(dataset_function(lambda inputs, targets: (
+            tf.repeat(inputs, workers, axis=0), tf.repeat(targets, workers, axis=0))))
+    dataset = dataset.take(steps).enumerate().map(dataset_function(
+        lambda index, batch: ((batch[0], index == 0), batch[1])))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(1024, seed=shuffle_seed, reshuffle_each_iteration=True)
     return prefetched(dataset.apply(tf.data.experimental.assert_cardinality(steps)))

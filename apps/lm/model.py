@@ -58,6 +58,18 @@ class LanguageModel(keras.Model):
         else:
             self.logits_layer = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
 
+    def build(self, input_shape):
+        """Weights from shapes alone (without a `build`, Keras traces `call` to find them)."""
+        self.embedding.build((None, None))
+        if self.row_dropout is not None:
+            self.row_dropout.build((None, None))
+        self.encoder.build((None, None, self.embedding.output_dim))
+        size = self.encoder.output_size
+        if self.projection is not None:
+            self.projection.build((None, None, size))
+        if self.logits_layer is not None:
+            self.logits_layer.build((None, None, size))
+
     # -- pieces shared by the sequence and the one-step paths ---------------------------
 
     def _logits(self, hidden, training=None):
@@ -155,5 +167,5 @@ def build(settings, vocab_size: int) -> LanguageModel:
     model = LanguageModel(vocab_size, settings.embedding_dim, settings.tie_embeddings,
                           settings.dropout, encoder=settings.encoder_arguments(),
                           embedding_dropout=settings.embedding_dropout)
-    model(tf.zeros([1, 1], tf.int32))
+    model.build((None, None))
     return model

@@ -23,6 +23,15 @@ class Member(keras.layers.Layer):
         self.output_dropout = keras.layers.Dropout(dropout)
         self.classifier = keras.layers.Dense(num_classes, name="logits", dtype="float32")
 
+    def build(self, ids_shape, mask_shape=None):
+        """Weights from shapes alone (without a `build`, Keras traces `call` to find them)."""
+        self.embedding.build(ids_shape)
+        self.encoder.build((*ids_shape, self.embedding.output_dim))
+        sequence = keras.KerasTensor((None, None, self.encoder.output_size))
+        self.pooling.build(sequence.shape)
+        pooled = self.pooling.compute_output_spec(sequence, None)
+        self.classifier.build(pooled.shape)
+
     def call(self, ids, mask, training=None):
         x = self.embedding_dropout(self.embedding(ids), training=training)
         sequence, states = self.encoder(x, mask=mask, training=training)
@@ -64,6 +73,10 @@ class SentimentClassifier(keras.Model):
         self.members = [Member(vocab_size, num_classes, embedding_dim, pooling, dropout, encoder,
                                name=f"member_{i}") for i in range(members)]
 
+    def build(self, ids_shape):
+        for member in self.members:
+            member.build(ids_shape)
+
     def call(self, ids, training=None):
         """Logits [batch, members, classes]."""
         mask = tf.not_equal(ids, PAD_ID)
@@ -104,5 +117,5 @@ def build(settings, vocab_size: int, num_classes: int,
                                 settings.pooling, settings.dropout,
                                 encoder=settings.encoder_arguments(), members=settings.members,
                                 priors=priors)
-    model(tf.zeros([1, 1], tf.int32))
+    model.build((None, None))
     return model

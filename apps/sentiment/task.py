@@ -20,7 +20,7 @@ from apps import plots, runner, schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import DataError
-from apps.graphs import graph_function
+from apps.graphs import dataset_function, graph_function
 from apps.layers import POOLINGS
 from apps.metrics import classification_report
 from apps.sentiment.model import build, ensemble_accuracy, member_loss
@@ -91,7 +91,8 @@ def streamed_texts(settings, inputters, train: records.Streamed):
                                                               text_and_label), 2)
         rows = batching.tokenized_rows(rows, lambda texts, names: (
             text.tokenize(texts), table.lookup(tf.strings.strip(names))))
-        rows = rows.map(lambda ids, label: (tf.maximum(tf.size(ids), 1), ids, label))
+        rows = rows.map(dataset_function(lambda ids, label: (tf.maximum(tf.size(ids), 1),
+                                                              ids, label)))
         return batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
 
     log.info("%d batches an epoch, shuffled %d texts at a time.", steps, settings.shuffle_buffer)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from apps.errors import DataError
+from apps.graphs import dataset_function
 from pipelines import batching
 from pipelines.audio import AudioInputter, AudioProblem, resampled_length
 from pipelines.tokenizer import PAD_ID
@@ -78,8 +79,9 @@ def recording_batches(audio: AudioInputter, examples: dict, ids: batching.Ragged
         samples.set_shape([None])
         return samples, tf.size(samples, out_type=tf.int32), labels[index]
 
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.filter(lambda _samples, length, _labels: length > 0)
+    dataset = dataset.map(dataset_function(load), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    dataset = dataset.filter(dataset_function(lambda _samples, length, _labels: length > 0))
     boundaries = batching.bucket_boundaries(lengths, batch_size)
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda _samples, length, _labels: length,
@@ -94,8 +96,8 @@ def recording_batches(audio: AudioInputter, examples: dict, ids: batching.Ragged
             return augment(samples, sample_lengths, batch_seed), label_ids
         return audio.features(samples, sample_lengths), label_ids
 
-    dataset = dataset.enumerate().map(features, num_parallel_calls=tf.data.AUTOTUNE,
-                                      deterministic=True)
+    dataset = dataset.enumerate().map(dataset_function(features),
+                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if training:
         # as many batches as planned even when a recording is skipped mid-epoch (a few
         # of the next pass' batches fill in): the schedule counts on the number

@@ -36,6 +36,9 @@ class AlignedConv1D(keras.layers.Layer):
         self.conv = keras.layers.Conv1D(filters, kernel_size, strides=stride, padding="valid",
                                         activation="relu")
 
+    def build(self, x_shape, lengths_shape=None):
+        self.conv.build(x_shape)
+
     def output_lengths(self, lengths):
         return (lengths + self.stride - 1) // self.stride
 
@@ -79,6 +82,17 @@ class SpeechRecognizer(keras.Model):
         self.output_dropout = keras.layers.Dropout(dropout)
         self.logits = keras.layers.Dense(vocab_size, name="logits", dtype="float32")
         self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def build(self, input_shape):
+        """Weights from shapes alone (without a `build`, Keras traces `call` to find them)."""
+        features_shape, _ = input_shape
+        size = features_shape[-1]
+        for conv in self.front:
+            conv.build((None, None, size))
+            size = conv.conv.filters
+        self.norm.build((None, None, size))
+        self.encoder.build((None, None, size))
+        self.logits.build((None, None, self.encoder.output_size))
 
     def call(self, inputs, training=None):
         features, frames = inputs
@@ -139,5 +153,5 @@ def build(settings, vocab_size: int, mels: int) -> SpeechRecognizer:
     model = SpeechRecognizer(vocab_size, settings.conv_filters, settings.conv_kernel,
                              settings.time_stride, settings.dropout,
                              encoder=settings.encoder_arguments())
-    model((tf.zeros([1, 8, mels]), tf.constant([8])))
+    model.build(((None, None, mels), (None,)))
     return model

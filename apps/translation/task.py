@@ -23,6 +23,7 @@ from apps import runner, schedule, transfer
 from apps.baseline import unigram_loss
 from apps.config import require
 from apps.errors import ConfigError, DataError
+from apps.graphs import dataset_function
 from apps.settings import ScheduledTaskSettings, StreamingSettings, TransferSettings, setting
 from apps.task import Examples, Task, TrainingPlan
 from apps.training import pass_seed
@@ -193,8 +194,8 @@ def streamed_pairs(settings, inputters, train: records.Streamed):
         order = records.DataOrder(settings.seed, pass_index)
         rows = batching.record_dataset(train.training_records(order, settings.shuffle_buffer,
                                                               both_sides), 2)
-        rows = batching.tokenized_rows(rows, chunk).map(  # rows as plain tensors
-            lambda length, s, t: (length, tf.identity(s), tf.identity(t)))
+        rows = batching.tokenized_rows(rows, chunk).map(dataset_function(  # plain tensors
+            lambda length, s, t: (length, tf.identity(s), tf.identity(t))))
         return batching.streamed_batches(rows, settings.batch_size, boundaries, steps, workers)
 
     log.info("%d batches an epoch, shuffled %d pairs at a time.", steps,

@@ -36,9 +36,9 @@ def test_jit_compiles_the_training_steps(tmp_path, sentiment_settings, monkeypat
     asked = []
     real_init = training.TrainingLoop.__init__
 
-    def spy(self, model, strategy, first_batch, jit_compile=False):
+    def spy(self, model, strategy, batch_spec, jit_compile=False):
         asked.append(jit_compile)
-        real_init(self, model, strategy, first_batch, jit_compile)
+        real_init(self, model, strategy, batch_spec, jit_compile)
 
     monkeypatch.setattr(training.TrainingLoop, "__init__", spy)
     losses = {}
