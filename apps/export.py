@@ -167,7 +167,9 @@ def export_saved_model(
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{os.getpid()}-"))
     pin_cpu_only_resources(tracked)
     try:
-        options = tf.saved_model.SaveOptions()
+        # Serving never differentiates: the hand-written gradients of the recurrence stay
+        # out of the export (saving them traces every gradient function once more).
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         tf.saved_model.save(_saved_root(endpoints, tracked, options), str(tmp),
                             signatures=dict(endpoints), options=options)
         metadata_file.write(tmp, metadata, list(endpoints))
