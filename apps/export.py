@@ -10,6 +10,7 @@ rename) and rewrites `BASE/models.config`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -139,6 +140,25 @@ def remove_abandoned_exports(model_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class _GradientsLeftOut(logging.Filter):
+    """Drops TensorFlow's warning, on loading an export, that its custom gradients were
+    not saved: exports leave them out on purpose (serving never differentiates, and
+    saving them traces every gradient function once more), so it asks nothing of a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "unsaved custom gradients" not in record.getMessage()
+
+
+def load_saved_model(path, tags: list[str] | None = None):
+    """`tf.saved_model.load` of an export, without that warning."""
+    quiet, absl = _GradientsLeftOut(), logging.getLogger("absl")
+    absl.addFilter(quiet)
+    try:
+        return tf.saved_model.load(str(path), tags=tags)
+    finally:
+        absl.removeFilter(quiet)
+
+
 def export_saved_model(
     endpoints: Mapping[str, tf.types.experimental.GenericFunction],
     tracked: list,
@@ -167,8 +187,7 @@ def export_saved_model(
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{os.getpid()}-"))
     pin_cpu_only_resources(tracked)
     try:
-        # Serving never differentiates: the hand-written gradients of the recurrence stay
-        # out of the export (saving them traces every gradient function once more).
+        # no gradient functions: `_GradientsLeftOut`
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         tf.saved_model.save(_saved_root(endpoints, tracked, options), str(tmp),
                             signatures=dict(endpoints), options=options)

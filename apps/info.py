@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from apps.errors import ModelPathError
+from apps.export import load_saved_model
 from apps.layout import RunDirectory, locate_model
 
 TASK_MODULES = {"sentiment": "apps.sentiment.task", "lm": "apps.lm.task",
@@ -142,7 +142,7 @@ def describe_export(path: Path) -> dict[str, Any]:
     metadata = (read_metadata(path) or Metadata(task=None)).to_json()
     task = task_named(metadata.get("task"), path)
     with quiet_native_logs():
-        loaded = tf.saved_model.load(str(path))
+        loaded = load_saved_model(path)
     config = metadata.get("config", {})
     variables = getattr(loaded, "trainable_variables", None) or []
     own = ("schema", "task", "config", "inputters", "metrics", "resolved", "signatures",

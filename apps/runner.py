@@ -353,7 +353,7 @@ def load(task: Task, path: Path, arithmetic: str = "float32", **options) -> Trai
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
     with quiet_native_logs():
-        signatures = tf.saved_model.load(str(path)).signatures
+        signatures = exporting.load_saved_model(path).signatures
     return with_options(task, Trained(path, "saved_model", metadata, signatures), **options)
 
 

@@ -22,6 +22,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from apps.errors import AppError
+from apps.export import load_saved_model
 from apps.layout import MODELS_CONFIG, list_versions
 from apps.serve.errors import InvalidArgument, NotFound, ServingError, Unavailable
 from apps.serve.signatures import SERVING_DEFAULT, Signature, read_signature_defs
@@ -104,7 +105,7 @@ def load_version(name: str, version: int, path: Path) -> LoadedVersion:
 
     check_runs_here(metadata.read(path), path)
     signature_defs = read_signature_defs(path)
-    module = tf.saved_model.load(str(path), tags=["serve"])
+    module = load_saved_model(path, tags=["serve"])
     signatures = {
         key: Signature(key, signature_defs[key], function)
         for key, function in module.signatures.items()
