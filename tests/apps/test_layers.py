@@ -171,3 +171,39 @@ def test_hand_written_gradient_equals_stock_keras_gradient(cell, masked):
 
     for got, expected in zip(gradients(fused), gradients(stock)):
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def _built_model(kind: str):
+    """Each task's model, as its `build` makes it, with its first real input."""
+    if kind == "sentiment":
+        from apps.sentiment import model
+        from apps.sentiment.task import SentimentSettings
+        return (model.build(SentimentSettings(data="x", units=8, embedding_dim=8), 50, 3),
+                tf.constant([[3, 4, 0]]))
+    if kind == "lm":
+        from apps.lm import model
+        from apps.lm.task import LanguageModelSettings
+        settings = LanguageModelSettings(data="x", units=8, embedding_dim=4, tie_embeddings=True)
+        return model.build(settings, 30), tf.constant([[3, 4, 5]])
+    from apps.speech import model
+    from apps.speech.task import SpeechSettings
+    settings = SpeechSettings(data="x", units=8, conv_filters=4)
+    return model.build(settings, 12, 10), (tf.ones([2, 9, 10]), tf.constant([9, 5]))
+
+
+@pytest.mark.parametrize("kind", ["sentiment", "lm", "speech"])
+def test_a_model_creates_every_weight_from_shapes_without_calling_itself(kind, monkeypatch):
+    """Building traces nothing (without `build`, Keras traces `call` to find the weights),
+    and the first real call finds every weight there."""
+    from apps.lm.model import LanguageModel
+    from apps.sentiment.model import Member, SentimentClassifier
+    from apps.speech.model import SpeechRecognizer
+
+    with monkeypatch.context() as patch:
+        for model_class in (SentimentClassifier, Member, LanguageModel, SpeechRecognizer):
+            patch.setattr(model_class, "call", lambda *args, **kwargs: pytest.fail("called"))
+        model, first_input = _built_model(kind)
+    weights = [w.path for w in model.weights]
+    assert weights and model.built
+    model(first_input)
+    assert [w.path for w in model.weights] == weights
