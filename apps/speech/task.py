@@ -332,7 +332,7 @@ class SpeechTask(Task):
 
         @graph_function(input_signature=[*AudioInputter.samples_spec(),
                                          tf.TensorSpec([2], tf.int64)])
-        def augment(waves, lengths, seed):  # traced once for every pass
+        def augment(waves, lengths, seed):  # one trace serves every pass
             speed_seed, noise_seed, mask_seed = tf.unstack(
                 tf.random.experimental.stateless_split(seed, 3))
             waves, lengths = speed_perturb(waves, lengths, settings.speed_perturb, speed_seed)
