@@ -106,13 +106,14 @@ def train(task: Task, settings, output: Path | None = None, overwrite: bool = Fa
         train_data, valid_data = task.datasets(settings, inputters, train_examples,
                                                valid_examples, replicas=replicas)
         passes = training.as_passes(train_data)
-        steps = settings.steps_per_epoch or training.known_length(passes(0))
+        first_pass = passes(0)  # built once: a pass' pipeline is not free to build
+        steps = settings.steps_per_epoch or training.known_length(first_pass)
         with strategy.scope():
             model = task.build_model(settings, inputters)
             print_model_summary(model, verbose)
             clock = tf.Variable(0.0, trainable=False, dtype=tf.float64, name="training_clock")
             task.compile_model(model, settings, TrainingPlan(
-                passes(0), valid_data, steps, clock, replicas))
+                first_pass, valid_data, steps, clock, replicas))
         if transfer.starts(task, settings) and not resuming:
             init = transfer.load_shared(task, model, settings, inputters)
             training.write_json(run.config, {**config, "init": init})

@@ -604,14 +604,15 @@ def fit(model: keras.Model, train_data: tf.data.Dataset | PassData, valid_data, 
     tracker.keep_epochs = keep_epochs
     stopped_early = state is not None and patience and state["bad_epochs"] >= patience
     if tracker.epochs_done < epochs and not stopped_early:
-        loop = TrainingLoop(model, strategy, passes(0).element_spec, jit_compile)
+        first_pass = passes(0)  # its shapes and length; DataStream opens the passes it reads
+        loop = TrainingLoop(model, strategy, first_pass.element_spec, jit_compile)
         tracker.checkpoint_every = mid_epoch_backups(checkpoint_every, model, strategy)
         if state is not None:
             with strategy.scope():
                 restore_state(model, run, state)
             log.info("Resuming %s", resume_message(state))
         stream = DataStream(passes, strategy, tracker.position)
-        steps = steps_per_epoch or known_length(passes(0))
+        steps = steps_per_epoch or known_length(first_pass)
         progress = RunProgress(epochs, steps, time_budget, tracker) if verbose else None
         writers = {side: tf.summary.create_file_writer(str(run.logs / side))
                    for side in ("train", "validation")}
